@@ -12,7 +12,10 @@ use sqlx::{Sqlite, Transaction};
 use crate::{Result, StoreError};
 
 /// Migrations in order. Each runs in its own transaction and is recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_registry.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_registry.sql")),
+    (2, include_str!("migrations/0002_gateway.sql")),
+];
 
 /// Tables wiped by [`Store::reset`]: the registry, not accounts or their keys.
 const REGISTRY_TABLES: &[&str] = &[

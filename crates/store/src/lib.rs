@@ -12,6 +12,7 @@
 mod accounts;
 mod certificates;
 mod db;
+mod identity;
 mod policies;
 mod things;
 
@@ -21,6 +22,10 @@ pub use certificates::{
     NewCertificate, OutgoingCertificate,
 };
 pub use db::Store;
+pub use identity::{
+    AttachedThing, CaRecord, CertRegistration, GatewaySnapshot, GroupParent, PolicyAttachment,
+    PolicyDefault, PrincipalAttachment, RetainedMessage,
+};
 pub use policies::{Policy, PolicyVersion, PrincipalType, Target, ThingPrincipal};
 pub use things::{
     AttributeUpdate, GroupRef, NewThing, NewThingGroup, NewThingType, Thing, ThingFilter,
