@@ -287,6 +287,7 @@ pub fn router(state: AppState) -> Router {
             post(op("GetCallerIdentity", misc::get_caller_identity)),
         )
         .fallback(misc::unknown_operation)
+        .method_not_allowed_fallback(misc::unknown_operation)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::verify_signature,
