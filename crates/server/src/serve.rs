@@ -109,6 +109,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let materials = init::prepare(&config).await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let api_metrics = api::ApiMetrics::register(&mut registry);
+    let gateway = gateway::Gateway::start(
+        gateway::GatewayConfig {
+            mqtt_listen: config.mqtt_listen,
+            alpn_listen: config.mqtt_alpn_listen,
+            domain: config.domain.clone(),
+            server_names: init::server_names(&config),
+        },
+        materials.store.clone(),
+        materials.root_ca.clone(),
+        &mut registry,
+    )
+    .await
+    .context("cannot start the device gateway")?;
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = api::AppState {
@@ -172,6 +185,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
+    gateway.shutdown().await;
     while tasks.join_next().await.is_some() {}
     materials.store.close().await;
     Ok(())
@@ -188,6 +202,10 @@ async fn print_banner(config: &Config, materials: &init::Materials) -> anyhow::R
     );
     if let Some(addr) = config.api_tls_listen {
         out += &format!("  control (TLS)  https://{addr}\n");
+    }
+    out += &format!("  MQTT (mTLS)    {}\n", config.mqtt_listen);
+    if let Some(addr) = config.mqtt_alpn_listen {
+        out += &format!("  MQTT (ALPN)    {addr} (x-amzn-mqtt-ca)\n");
     }
     out += &format!(
         "  trust anchor   {}\n",
