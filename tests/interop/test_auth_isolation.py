@@ -79,9 +79,6 @@ def test_unknown_access_key(server, iot):
         assert rc == 255 and "(UnrecognizedClientException)" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: sts:GetCallerIdentity auth errors come back as restJson "
-                                       "(JSON body + x-amzn-ErrorType) but STS is an awsQuery/XML service, so "
-                                       "botocore raises ResponseParserError instead of a ClientError")
 @pytest.mark.parametrize("case,code", [("unknown-key", "InvalidClientTokenId"),
                                        ("wrong-secret", "SignatureDoesNotMatch")])
 def test_sts_auth_errors_are_xml(server, case, code):
@@ -268,9 +265,6 @@ def test_every_error_carries_code_and_message(server):
         assert body and body.get("message"), (method, path, body)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a signed request with a method the path does not support "
-                                       "(DELETE /endpoint) gets a bare 405 with an empty body and no "
-                                       "x-amzn-ErrorType, so SDKs print 'An error occurred (405)'")
 def test_unsupported_method_carries_code_and_message(server):
     headers = signed_headers(server, "DELETE", "/endpoint")
     status, body, hdrs = raw(server, "DELETE", "/endpoint", headers=headers)

@@ -247,9 +247,6 @@ def test_deleting_a_thing_removes_its_memberships(server, iot):
     assert iot.list_thing_groups_for_thing(thingName="t")["thingGroups"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: ListThingsInThingGroup ignores recursive=true (GET "
-                                       "/thing-groups/building/things?recursive=true answers {\"things\": []} "
-                                       "for a thing in a grandchild group)")
 def test_list_things_in_thing_group_recursive(server, iot):
     iot.create_thing_group(thingGroupName="building")
     iot.create_thing_group(thingGroupName="floor1", parentGroupName="building")
@@ -261,9 +258,6 @@ def test_list_things_in_thing_group_recursive(server, iot):
     assert iot.list_things_in_thing_group(thingGroupName="building", recursive=True)["things"] == ["lamp"]
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: ListThingGroups ignores recursive=true with parentGroup "
-                                       "(GET /thing-groups?parentGroup=building&recursive=true answers only the "
-                                       "direct child floor1, not room101)")
 def test_list_thing_groups_recursive(server, iot):
     iot.create_thing_group(thingGroupName="building")
     iot.create_thing_group(thingGroupName="floor1", parentGroupName="building")

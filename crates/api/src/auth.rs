@@ -63,13 +63,24 @@ pub async fn verify_signature(
     request: Request,
     next: Next,
 ) -> Response {
+    let sts = is_sts(&request);
     match authenticate(&state, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => {
             tracing::info!(code = e.code, reason = %e.message, "request refused at authentication");
-            e.into_response()
+            // STS clients parse XML errors only.
+            if sts {
+                crate::ops::misc::sts_error(e)
+            } else {
+                e.into_response()
+            }
         }
     }
+}
+
+/// STS (GetCallerIdentity) is answered at `POST /`.
+fn is_sts(request: &Request) -> bool {
+    request.uri().path() == "/" && request.method() == axum::http::Method::POST
 }
 
 async fn authenticate(state: &AppState, request: Request) -> ApiResult<Request> {
@@ -108,7 +119,7 @@ async fn authenticate(state: &AppState, request: Request) -> ApiResult<Request> 
         ..Default::default()
     };
     sigv4::verify(&signed, &auth, &key.secret, now_unix(), &options)?;
-    let wants_sts = path == "/" && parts.method == axum::http::Method::POST;
+    let wants_sts = parts.uri.path() == "/" && parts.method == axum::http::Method::POST;
     if (auth.service == "sts") != wants_sts {
         return Err(ApiError::new(
             "InvalidSignatureException",

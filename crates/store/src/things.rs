@@ -871,19 +871,25 @@ impl Store {
         Ok(())
     }
 
+    /// ListThingGroups: every group, or the children of `parent` (with `recursive`, all its descendants).
     pub async fn list_thing_groups(
         &self,
         scope: &Scope,
         parent: Option<&str>,
         name_prefix: Option<&str>,
+        recursive: bool,
         page: &PageRequest,
     ) -> Result<Page<GroupRef>> {
         let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql = String::from(
-            "SELECT name, created_ms FROM thing_groups WHERE account_id = ? AND region = ?",
+            "WITH RECURSIVE descendants(name) AS (
+                 SELECT name FROM thing_groups WHERE account_id = ? AND region = ? AND parent = ?
+                 UNION SELECT g.name FROM thing_groups g JOIN descendants d ON g.parent = d.name
+                 WHERE ? AND g.account_id = ? AND g.region = ?)
+             SELECT name, created_ms FROM thing_groups WHERE account_id = ? AND region = ?",
         );
         if parent.is_some() {
-            sql.push_str(" AND parent = ?");
+            sql.push_str(" AND name IN (SELECT name FROM descendants)");
         }
         if name_prefix.is_some() {
             sql.push_str(" AND substr(name, 1, length(?)) = ?");
@@ -891,10 +897,13 @@ impl Store {
         sql.push_str(&keyset_sql("name", true, cursor.is_some()));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&scope.account_id)
+            .bind(&scope.region)
+            .bind(parent)
+            .bind(recursive)
+            .bind(&scope.account_id)
+            .bind(&scope.region)
+            .bind(&scope.account_id)
             .bind(&scope.region);
-        if let Some(p) = parent {
-            q = q.bind(p);
-        }
         if let Some(p) = name_prefix {
             q = q.bind(p).bind(p);
         }
@@ -1063,23 +1072,33 @@ impl Store {
         })
     }
 
+    /// ListThingsInThingGroup: the group's things, and with `recursive` those of all its descendants too.
     pub async fn list_things_in_group(
         &self,
         scope: &Scope,
         group: &str,
+        recursive: bool,
         page: &PageRequest,
     ) -> Result<Page<String>> {
         self.describe_thing_group(scope, group).await?;
         let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let sql = format!(
-            "SELECT thing_name, created_ms FROM thing_group_members WHERE account_id = ? AND region = ?
-             AND group_name = ?{}",
+            "WITH RECURSIVE groups(name) AS (
+                 SELECT ? UNION SELECT g.name FROM thing_groups g JOIN groups ON g.parent = groups.name
+                 WHERE ? AND g.account_id = ? AND g.region = ?)
+             SELECT thing_name, created_ms FROM (
+                 SELECT thing_name, MIN(created_ms) AS created_ms FROM thing_group_members
+                 WHERE account_id = ? AND region = ? AND group_name IN (SELECT name FROM groups)
+                 GROUP BY thing_name) WHERE 1{}",
             keyset_sql("thing_name", true, cursor.is_some())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group)
+            .bind(recursive)
             .bind(&scope.account_id)
             .bind(&scope.region)
-            .bind(group);
+            .bind(&scope.account_id)
+            .bind(&scope.region);
         if let Some(c) = &cursor {
             q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
         }

@@ -36,17 +36,47 @@ pub async fn describe_endpoint(
     Ok(Json(json!({ "endpointAddress": address })))
 }
 
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An error in STS's own (query protocol, XML) shape, with STS's names for the signature errors.
+pub(crate) fn sts_error(e: ApiError) -> Response {
+    let code = match e.code {
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        "UnrecognizedClientException" => "InvalidClientTokenId",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "IncompleteSignatureException" => "IncompleteSignature",
+        "InvalidRequestException" => "InvalidAction",
+        other => other,
+    };
+    let xml = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        xml_escape(&e.message),
+        uuid_like()
+    );
+    let mut response = (e.status, [(CONTENT_TYPE, "text/xml")], xml).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::error::ErrorCode(e.code));
+    response
+}
+
 /// STS GetCallerIdentity (query protocol, XML), which AWS walkthroughs use to find the account id.
-pub async fn get_caller_identity(caller: Caller, body: axum::body::Bytes) -> ApiResult<Response> {
+pub async fn get_caller_identity(caller: Caller, body: axum::body::Bytes) -> Response {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let action = form
         .iter()
         .find(|(k, _)| k == "Action")
         .map(|(_, v)| v.as_str());
     if action != Some("GetCallerIdentity") {
-        return Err(ApiError::invalid(format!(
-            "The STS action {} is not supported",
-            action.unwrap_or("(none)")
+        let what = action.unwrap_or("(none)");
+        return sts_error(ApiError::invalid(format!(
+            "The STS action {what} is not supported by Onboard"
         )));
     }
     let account = &caller.scope.account_id;
@@ -57,7 +87,7 @@ pub async fn get_caller_identity(caller: Caller, body: axum::body::Bytes) -> Api
          <ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
         uuid_like()
     );
-    Ok(([(CONTENT_TYPE, "text/xml")], xml).into_response())
+    ([(CONTENT_TYPE, "text/xml")], xml).into_response()
 }
 
 fn uuid_like() -> String {

@@ -416,6 +416,7 @@ pub async fn list_thing_groups(
             &caller.scope,
             p.str("parentGroup"),
             p.str("namePrefixFilter"),
+            p.bool("recursive")?,
             &p.token_page()?,
         )
         .await?;
@@ -555,7 +556,7 @@ pub async fn list_things_in_group(
 ) -> ApiResult<Json<Value>> {
     let page = s
         .store
-        .list_things_in_group(&caller.scope, &name, &p.token_page()?)
+        .list_things_in_group(&caller.scope, &name, p.bool("recursive")?, &p.token_page()?)
         .await?;
     Ok(Json(
         json!({ "things": page.items, "nextToken": encode_token(page.next) }),
