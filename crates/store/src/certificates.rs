@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{Cursor, keyset_sql, paginate};
+use crate::db::list_page;
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 /// CAs with the same subject one account may hold in a region.
@@ -236,6 +236,10 @@ fn ca_from_row(region: &str, r: &SqliteRow) -> Result<CaCertificate> {
     })
 }
 
+fn cert_key(c: &Certificate) -> (i64, String) {
+    (c.created_ms, c.cert_id.clone())
+}
+
 fn cert_not_found(id: &str) -> StoreError {
     StoreError::NotFound(format!("The certificate {id} does not exist"))
 }
@@ -369,7 +373,6 @@ impl Store {
         ca: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Certificate>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql = format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE region = ?
              AND (account_id = ? OR (transfer_to = ? AND status = 'PENDING_TRANSFER'))"
@@ -377,28 +380,25 @@ impl Store {
         if ca.is_some() {
             sql.push_str(" AND ca_cert_id = ?");
         }
-        sql.push_str(&keyset_sql("cert_id", page.ascending, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.region)
-            .bind(&scope.account_id)
-            .bind(&scope.account_id);
-        if let Some(ca) = ca {
-            q = q.bind(ca);
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let certs = rows
-            .iter()
-            .map(|r| cert_from_row(&scope.region, r))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(certs, page.limit, |c| {
-            (c.created_ms, c.cert_id.clone())
-        }))
+        list_page(
+            &self.read,
+            &sql,
+            "cert_id",
+            page,
+            |q| {
+                let q = q
+                    .bind(&scope.region)
+                    .bind(&scope.account_id)
+                    .bind(&scope.account_id);
+                match ca {
+                    Some(ca) => q.bind(ca),
+                    None => q,
+                }
+            },
+            |r| cert_from_row(&scope.region, r),
+            cert_key,
+        )
+        .await
     }
 
     /// UpdateCertificate. Only ACTIVE, INACTIVE and REVOKED may be set; REVOKED is final; a certificate being
@@ -718,27 +718,20 @@ impl Store {
         scope: &Scope,
         page: &PageRequest,
     ) -> Result<Page<OutgoingCertificate>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let sql = format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE account_id = ? AND region = ?
-             AND status = 'PENDING_TRANSFER'{}",
-            keyset_sql("cert_id", page.ascending, cursor.is_some())
+             AND status = 'PENDING_TRANSFER'"
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let certs = rows
-            .iter()
-            .map(|r| cert_from_row(&scope.region, r))
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(certs, page.limit, |c| (c.created_ms, c.cert_id.clone()));
+        let page = list_page(
+            &self.read,
+            &sql,
+            "cert_id",
+            page,
+            |q| q.bind(&scope.account_id).bind(&scope.region),
+            |r| cert_from_row(&scope.region, r),
+            cert_key,
+        )
+        .await?;
         Ok(Page {
             items: page
                 .items
@@ -930,33 +923,27 @@ impl Store {
         template_name: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<CaCertificate>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql =
             format!("SELECT {CA_COLUMNS} FROM ca_certificates WHERE account_id = ? AND region = ?");
         if template_name.is_some() {
             sql.push_str(" AND json_extract(registration_config, '$.templateName') = ?");
         }
-        sql.push_str(&keyset_sql("cert_id", page.ascending, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(t) = template_name {
-            q = q.bind(t);
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let cas = rows
-            .iter()
-            .map(|r| ca_from_row(&scope.region, r))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(cas, page.limit, |c| {
-            (c.created_ms, c.cert_id.clone())
-        }))
+        list_page(
+            &self.read,
+            &sql,
+            "cert_id",
+            page,
+            |q| {
+                let q = q.bind(&scope.account_id).bind(&scope.region);
+                match template_name {
+                    Some(t) => q.bind(t),
+                    None => q,
+                }
+            },
+            |r| ca_from_row(&scope.region, r),
+            |c| (c.created_ms, c.cert_id.clone()),
+        )
+        .await
     }
 
     pub async fn update_ca_certificate(

@@ -5,9 +5,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{Result, StoreError};
 
@@ -136,11 +137,7 @@ impl Cursor {
 }
 
 /// Splits `rows` (fetched with `limit + 1`) into a page and the token of its last item.
-pub(crate) fn paginate<T>(
-    mut rows: Vec<T>,
-    limit: u32,
-    key: impl Fn(&T) -> (i64, String),
-) -> crate::Page<T> {
+fn paginate<T>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> (i64, String)) -> crate::Page<T> {
     let limit = limit as usize;
     let next = if rows.len() > limit {
         rows.truncate(limit);
@@ -154,17 +151,48 @@ pub(crate) fn paginate<T>(
     crate::Page { items: rows, next }
 }
 
-/// The SQL condition and order for keyset pagination on `created_ms, <key_col>`.
-pub(crate) fn keyset_sql(key_col: &str, ascending: bool, has_cursor: bool) -> String {
-    let (cmp, dir) = if ascending {
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// One page of a keyset-paginated listing, ordered by `(created_ms, key_col)`.
+///
+/// `select` is a complete `SELECT ... WHERE ...` yielding `created_ms` and `key_col`, to which the page condition,
+/// order and limit are appended; `bind` binds its own parameters in order; `row` reads one item; `key` gives an
+/// item's `(created_ms, key)` for the next page's token.
+pub(crate) async fn list_page<'q, T>(
+    pool: &SqlitePool,
+    select: &str,
+    key_col: &str,
+    page: &crate::PageRequest,
+    bind: impl FnOnce(SqliteQuery<'q>) -> SqliteQuery<'q>,
+    row: impl Fn(&SqliteRow) -> Result<T>,
+    key: impl Fn(&T) -> (i64, String),
+) -> Result<crate::Page<T>> {
+    let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
+    let (cmp, dir) = if page.ascending {
         (">", "ASC")
     } else {
         ("<", "DESC")
     };
-    let cond = if has_cursor {
-        format!(" AND (created_ms {cmp} ? OR (created_ms = ? AND {key_col} {cmp} ?))")
-    } else {
-        String::new()
-    };
-    format!("{cond} ORDER BY created_ms {dir}, {key_col} {dir} LIMIT ?")
+    let mut sql = select.to_owned();
+    if cursor.is_some() {
+        sql += &format!(" AND (created_ms {cmp} ? OR (created_ms = ? AND {key_col} {cmp} ?))");
+    }
+    sql += &format!(" ORDER BY created_ms {dir}, {key_col} {dir} LIMIT ?");
+    let mut q = bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
+    if let Some(c) = cursor {
+        q = q.bind(c.created_ms).bind(c.created_ms).bind(c.key);
+    }
+    let rows = q.bind(i64::from(page.limit) + 1).fetch_all(pool).await?;
+    let items = rows.iter().map(row).collect::<Result<Vec<_>>>()?;
+    Ok(paginate(items, page.limit, key))
+}
+
+/// Reads a `(name, created_ms)` row, for listings of names.
+pub(crate) fn name_row(column: &'static str) -> impl Fn(&SqliteRow) -> Result<(String, i64)> {
+    move |r| Ok((r.try_get(column)?, r.try_get("created_ms")?))
+}
+
+/// The page key of a `(name, created_ms)` item.
+pub(crate) fn name_key(item: &(String, i64)) -> (i64, String) {
+    (item.1, item.0.clone())
 }

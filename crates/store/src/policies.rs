@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{Cursor, keyset_sql, paginate};
+use crate::db::{list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 const MAX_POLICY_VERSIONS: i64 = 5;
@@ -197,39 +197,18 @@ impl Store {
         scope: &Scope,
         page: &PageRequest,
     ) -> Result<Page<(String, String)>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
-        let sql = format!(
-            "SELECT name, created_ms FROM policies WHERE account_id = ? AND region = ?{}",
-            keyset_sql("name", page.ascending, cursor.is_some())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let names = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("name")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(names, page.limit, |(n, ms)| (*ms, n.clone()));
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|(n, _)| (scope.arn("policy", &n), n))
-                .collect(),
-            next: page.next,
-        })
+        let sql = "SELECT name, created_ms FROM policies WHERE account_id = ? AND region = ?";
+        let page = list_page(
+            &self.read,
+            sql,
+            "name",
+            page,
+            |q| q.bind(&scope.account_id).bind(&scope.region),
+            name_row("name"),
+            name_key,
+        )
+        .await?;
+        Ok(policy_refs(scope, page))
     }
 
     /// DeletePolicy: refused while attached or while non-default versions remain.
@@ -541,51 +520,35 @@ impl Store {
         {
             let mut tx = self.read.begin().await?;
             Self::require_target(&mut tx, scope, target).await?;
-            if let (true, Target::ThingGroup(name)) = (recursive, target) {
-                let g = self.describe_thing_group(scope, name).await?;
-                targets.extend(g.ancestors.iter().map(|a| a.arn.clone()));
-            }
             tx.commit().await?;
         }
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
+        if let (true, Target::ThingGroup(name)) = (recursive, target) {
+            let g = self.describe_thing_group(scope, name).await?;
+            targets.extend(g.ancestors.iter().map(|a| a.arn.clone()));
+        }
         let placeholders = vec!["?"; targets.len()].join(", ");
         let sql = format!(
             "SELECT name, created_ms FROM (SELECT policy_name AS name, MIN(created_ms) AS created_ms
              FROM policy_targets WHERE account_id = ? AND region = ? AND target IN ({placeholders})
-             GROUP BY policy_name) WHERE 1{}",
-            keyset_sql("name", page.ascending, cursor.is_some())
+             GROUP BY policy_name) WHERE 1"
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        for t in &targets {
-            q = q.bind(t);
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let names = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("name")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(names, page.limit, |(n, ms)| (*ms, n.clone()));
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|(n, _)| (scope.arn("policy", &n), n))
-                .collect(),
-            next: page.next,
-        })
+        let page = list_page(
+            &self.read,
+            &sql,
+            "name",
+            page,
+            |mut q| {
+                q = q.bind(&scope.account_id).bind(&scope.region);
+                for t in &targets {
+                    q = q.bind(t);
+                }
+                q
+            },
+            name_row("name"),
+            name_key,
+        )
+        .await?;
+        Ok(policy_refs(scope, page))
     }
 
     /// ListTargetsForPolicy (and the deprecated ListPolicyPrincipals).
@@ -596,32 +559,17 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<String>> {
         self.get_policy(scope, name).await?;
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
-        let sql = format!(
-            "SELECT target, created_ms FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ?{}",
-            keyset_sql("target", page.ascending, cursor.is_some())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region)
-            .bind(name);
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let targets = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("target")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(targets, page.limit, |(t, ms)| (*ms, t.clone()));
+        let sql = "SELECT target, created_ms FROM policy_targets WHERE account_id = ? AND region = ? AND policy_name = ?";
+        let page = list_page(
+            &self.read,
+            sql,
+            "target",
+            page,
+            |q| q.bind(&scope.account_id).bind(&scope.region).bind(name),
+            name_row("target"),
+            name_key,
+        )
+        .await?;
         Ok(Page {
             items: page.items.into_iter().map(|(t, _)| t).collect(),
             next: page.next,
@@ -746,12 +694,6 @@ impl Store {
         if let Some(t) = thing {
             self.describe_thing(scope, t).await?;
         }
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
-        let key = if thing.is_some() {
-            "principal"
-        } else {
-            "thing_name"
-        };
         let mut sql = String::from(
             "SELECT thing_name, principal, principal_type, created_ms FROM thing_principals
              WHERE account_id = ? AND region = ?",
@@ -765,43 +707,25 @@ impl Store {
         if kind.is_some() {
             sql.push_str(" AND principal_type = ?");
         }
-        sql.push_str(&keyset_sql(key, true, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(t) = thing {
-            q = q.bind(t);
-        }
-        if let Some(p) = principal {
-            q = q.bind(p.to_arn(scope));
-        }
-        if let Some(k) = kind {
-            q = q.bind(k.as_str());
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    ThingPrincipal {
-                        thing_name: r.try_get("thing_name")?,
-                        principal: r.try_get("principal")?,
-                        principal_type: PrincipalType::parse(
-                            &r.try_get::<String, _>("principal_type")?,
-                        )?,
-                    },
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let by_thing = thing.is_some();
-        let page = paginate(items, page.limit, |(tp, ms)| {
+        let row = |r: &SqliteRow| {
+            Ok((
+                ThingPrincipal {
+                    thing_name: r.try_get("thing_name")?,
+                    principal: r.try_get("principal")?,
+                    principal_type: PrincipalType::parse(
+                        &r.try_get::<String, _>("principal_type")?,
+                    )?,
+                },
+                r.try_get::<i64, _>("created_ms")?,
+            ))
+        };
+        // Listed by the column that varies: principals of a thing, or things of a principal.
+        let (key_col, by_thing) = if thing.is_some() {
+            ("principal", true)
+        } else {
+            ("thing_name", false)
+        };
+        let key = |(tp, ms): &(ThingPrincipal, i64)| {
             (
                 *ms,
                 if by_thing {
@@ -810,10 +734,44 @@ impl Store {
                     tp.thing_name.clone()
                 },
             )
-        });
+        };
+        let page = list_page(
+            &self.read,
+            &sql,
+            key_col,
+            page,
+            |mut q| {
+                q = q.bind(&scope.account_id).bind(&scope.region);
+                if let Some(t) = thing {
+                    q = q.bind(t);
+                }
+                if let Some(p) = principal {
+                    q = q.bind(p.to_arn(scope));
+                }
+                if let Some(k) = kind {
+                    q = q.bind(k.as_str());
+                }
+                q
+            },
+            row,
+            key,
+        )
+        .await?;
         Ok(Page {
             items: page.items.into_iter().map(|(tp, _)| tp).collect(),
             next: page.next,
         })
+    }
+}
+
+/// Policy names as `(arn, name)` pairs.
+fn policy_refs(scope: &Scope, page: Page<(String, i64)>) -> Page<(String, String)> {
+    Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(n, _)| (scope.arn("policy", &n), n))
+            .collect(),
+        next: page.next,
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{Cursor, keyset_sql, paginate};
+use crate::db::{list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 /// Attribute limits from AWS's quotas.
@@ -267,7 +267,6 @@ impl Store {
         filter: &ThingFilter,
         page: &PageRequest,
     ) -> Result<Page<Thing>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql =
             format!("SELECT {THING_COLUMNS} FROM things WHERE account_id = ? AND region = ?");
         if filter.thing_type.is_some() {
@@ -286,36 +285,31 @@ impl Store {
             }
             (None, None) => {}
         }
-        sql.push_str(&keyset_sql("name", true, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(t) = &filter.thing_type {
-            q = q.bind(t);
-        }
-        if let Some(n) = &filter.attribute_name {
-            q = q.bind(n);
-            if let Some(v) = &filter.attribute_value {
-                q = q.bind(v);
-                if filter.use_prefix_attribute_value {
-                    q = q.bind(v);
+        list_page(
+            &self.read,
+            &sql,
+            "name",
+            page,
+            |mut q| {
+                q = q.bind(&scope.account_id).bind(&scope.region);
+                if let Some(t) = &filter.thing_type {
+                    q = q.bind(t);
                 }
-            }
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let things = rows
-            .iter()
-            .map(|r| thing_from_row(scope, r))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(things, page.limit, |t| {
-            (t.created_ms, t.name.clone())
-        }))
+                if let Some(n) = &filter.attribute_name {
+                    q = q.bind(n);
+                    if let Some(v) = &filter.attribute_value {
+                        q = q.bind(v);
+                        if filter.use_prefix_attribute_value {
+                            q = q.bind(v);
+                        }
+                    }
+                }
+                q
+            },
+            |r| thing_from_row(scope, r),
+            |t| (t.created_ms, t.name.clone()),
+        )
+        .await
     }
 
     pub async fn update_thing(
@@ -516,7 +510,6 @@ impl Store {
         name: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<ThingType>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql = String::from(
             "SELECT name, type_id, properties, deprecated, deprecated_ms, created_ms FROM thing_types
              WHERE account_id = ? AND region = ?",
@@ -524,27 +517,22 @@ impl Store {
         if name.is_some() {
             sql.push_str(" AND name = ?");
         }
-        sql.push_str(&keyset_sql("name", true, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(n) = name {
-            q = q.bind(n);
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let types = rows
-            .iter()
-            .map(|r| thing_type_from_row(scope, r))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(types, page.limit, |t| {
-            (t.created_ms, t.name.clone())
-        }))
+        list_page(
+            &self.read,
+            &sql,
+            "name",
+            page,
+            |q| {
+                let q = q.bind(&scope.account_id).bind(&scope.region);
+                match name {
+                    Some(n) => q.bind(n),
+                    None => q,
+                }
+            },
+            |r| thing_type_from_row(scope, r),
+            |t| (t.created_ms, t.name.clone()),
+        )
+        .await
     }
 
     pub async fn update_thing_type(
@@ -880,7 +868,6 @@ impl Store {
         recursive: bool,
         page: &PageRequest,
     ) -> Result<Page<GroupRef>> {
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
         let mut sql = String::from(
             "WITH RECURSIVE descendants(name) AS (
                  SELECT name FROM thing_groups WHERE account_id = ? AND region = ? AND parent = ?
@@ -894,47 +881,31 @@ impl Store {
         if name_prefix.is_some() {
             sql.push_str(" AND substr(name, 1, length(?)) = ?");
         }
-        sql.push_str(&keyset_sql("name", true, cursor.is_some()));
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region)
-            .bind(parent)
-            .bind(recursive)
-            .bind(&scope.account_id)
-            .bind(&scope.region)
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(p) = name_prefix {
-            q = q.bind(p).bind(p);
-        }
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let groups = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("name")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(groups, page.limit, |(n, ms)| (*ms, n.clone()));
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|(n, _)| GroupRef {
-                    arn: scope.arn("thinggroup", &n),
-                    name: n,
-                })
-                .collect(),
-            next: page.next,
-        })
+        let page = list_page(
+            &self.read,
+            &sql,
+            "name",
+            page,
+            |q| {
+                let q = q
+                    .bind(&scope.account_id)
+                    .bind(&scope.region)
+                    .bind(parent)
+                    .bind(recursive)
+                    .bind(&scope.account_id)
+                    .bind(&scope.region)
+                    .bind(&scope.account_id)
+                    .bind(&scope.region);
+                match name_prefix {
+                    Some(p) => q.bind(p).bind(p),
+                    None => q,
+                }
+            },
+            name_row("name"),
+            name_key,
+        )
+        .await?;
+        Ok(group_refs(scope, page))
     }
 
     /// AddThingToThingGroup. A thing is in at most ten groups and in at most one group of each hierarchy.
@@ -1032,44 +1003,19 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<GroupRef>> {
         self.describe_thing(scope, thing).await?;
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
-        let sql = format!(
-            "SELECT group_name, created_ms FROM thing_group_members WHERE account_id = ? AND region = ?
-             AND thing_name = ?{}",
-            keyset_sql("group_name", true, cursor.is_some())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&scope.account_id)
-            .bind(&scope.region)
-            .bind(thing);
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let names = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("group_name")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(names, page.limit, |(n, ms)| (*ms, n.clone()));
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|(n, _)| GroupRef {
-                    arn: scope.arn("thinggroup", &n),
-                    name: n,
-                })
-                .collect(),
-            next: page.next,
-        })
+        let sql = "SELECT group_name, created_ms FROM thing_group_members
+                   WHERE account_id = ? AND region = ? AND thing_name = ?";
+        let page = list_page(
+            &self.read,
+            sql,
+            "group_name",
+            page,
+            |q| q.bind(&scope.account_id).bind(&scope.region).bind(thing),
+            name_row("group_name"),
+            name_key,
+        )
+        .await?;
+        Ok(group_refs(scope, page))
     }
 
     /// ListThingsInThingGroup: the group's things, and with `recursive` those of all its descendants too.
@@ -1081,41 +1027,30 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Page<String>> {
         self.describe_thing_group(scope, group).await?;
-        let cursor = page.after.as_deref().map(Cursor::parse).transpose()?;
-        let sql = format!(
-            "WITH RECURSIVE groups(name) AS (
-                 SELECT ? UNION SELECT g.name FROM thing_groups g JOIN groups ON g.parent = groups.name
-                 WHERE ? AND g.account_id = ? AND g.region = ?)
-             SELECT thing_name, created_ms FROM (
-                 SELECT thing_name, MIN(created_ms) AS created_ms FROM thing_group_members
-                 WHERE account_id = ? AND region = ? AND group_name IN (SELECT name FROM groups)
-                 GROUP BY thing_name) WHERE 1{}",
-            keyset_sql("thing_name", true, cursor.is_some())
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(group)
-            .bind(recursive)
-            .bind(&scope.account_id)
-            .bind(&scope.region)
-            .bind(&scope.account_id)
-            .bind(&scope.region);
-        if let Some(c) = &cursor {
-            q = q.bind(c.created_ms).bind(c.created_ms).bind(&c.key);
-        }
-        let rows = q
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.read)
-            .await?;
-        let names = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("thing_name")?,
-                    r.try_get::<i64, _>("created_ms")?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let page = paginate(names, page.limit, |(n, ms)| (*ms, n.clone()));
+        let sql = "WITH RECURSIVE groups(name) AS (
+                       SELECT ? UNION SELECT g.name FROM thing_groups g JOIN groups ON g.parent = groups.name
+                       WHERE ? AND g.account_id = ? AND g.region = ?)
+                   SELECT thing_name, created_ms FROM (
+                       SELECT thing_name, MIN(created_ms) AS created_ms FROM thing_group_members
+                       WHERE account_id = ? AND region = ? AND group_name IN (SELECT name FROM groups)
+                       GROUP BY thing_name) WHERE 1";
+        let page = list_page(
+            &self.read,
+            sql,
+            "thing_name",
+            page,
+            |q| {
+                q.bind(group)
+                    .bind(recursive)
+                    .bind(&scope.account_id)
+                    .bind(&scope.region)
+                    .bind(&scope.account_id)
+                    .bind(&scope.region)
+            },
+            name_row("thing_name"),
+            name_key,
+        )
+        .await?;
         Ok(Page {
             items: page.items.into_iter().map(|(n, _)| n).collect(),
             next: page.next,
@@ -1136,4 +1071,19 @@ fn thing_type_from_row(scope: &Scope, r: &SqliteRow) -> Result<ThingType> {
         deprecated_ms: r.try_get("deprecated_ms")?,
         created_ms: r.try_get("created_ms")?,
     })
+}
+
+/// Names of thing groups as `GroupRef`s.
+fn group_refs(scope: &Scope, page: Page<(String, i64)>) -> Page<GroupRef> {
+    Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(n, _)| GroupRef {
+                arn: scope.arn("thinggroup", &n),
+                name: n,
+            })
+            .collect(),
+        next: page.next,
+    }
 }
