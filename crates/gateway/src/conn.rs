@@ -428,19 +428,21 @@ impl Conn {
             },
         };
         let max_queued = self.shared.mqtt.limits.max_queued_messages;
+        let now = self.shared.now();
         let (session, present) = match previous {
-            Some(s) if !clean_start => (s, true),
+            // A session that expired offline is gone even if the periodic sweep has not removed it yet.
+            Some(s) if !clean_start && !s.is_expired(now) => (s, true),
             Some(s) => {
                 lock(&tenant).remove_subscriptions(&client_id, s.subscriptions().keys());
                 (Session::new(&*client_id, max_queued), false)
             }
             None => (Session::new(&*client_id, max_queued), false),
         };
-        let now = self.shared.now();
         if let Err(e) = self.conn.accept_connect(session, present, now) {
             // Only possible if the connection closed meanwhile; the Closed event handles the rest.
             tracing::debug!(error = %e, "CONNECT no longer pending");
-            lock(&tenant).detach(&client_id, self.id, None, &mut self.ctl_rx);
+            let now = self.shared.now();
+            lock(&tenant).detach(&client_id, self.id, None, &mut self.ctl_rx, now);
             return;
         }
         let version = lock(&tenant).next_version(&client_id);
@@ -725,7 +727,10 @@ impl Conn {
             Some(tx) => {
                 let _ = tx.send(session);
             }
-            None => lock(&st.tenant).detach(&st.client_id, self.id, session, &mut self.ctl_rx),
+            None => {
+                let now = self.shared.now();
+                lock(&st.tenant).detach(&st.client_id, self.id, session, &mut self.ctl_rx, now);
+            }
         }
         let exclusive_thing = if st.authz_key.exclusive_thing {
             st.authz_key.thing.as_ref().map(|t| t.name.as_str())

@@ -12,11 +12,13 @@
 //! ```
 //!
 //! * **TLS** (`tls`): a client certificate is required, but any well-formed one passes the handshake (only the
-//!   handshake signature, i.e. possession of the key, is verified). The registry decides afterwards, so the refusal
-//!   carries a reason (CONNACK not-authorized with a reason string, and the log line with the certificate id), and
-//!   JIT registration can later accept certificates of CAs registered at runtime. ALPN `x-amzn-mqtt-ca` is selected
-//!   when offered, on either listener; clients offering no ALPN (or another one) are served without ALPN. An SNI
-//!   naming an account endpoint gets a server certificate for that name, minted from the root CA on first use.
+//!   handshake signature, i.e. possession of the key, is verified; X.509 v1 certificates, which webpki refuses
+//!   but `openssl x509 -req` issues, have it verified over their bare public key). The registry decides
+//!   afterwards, so the refusal carries a reason (CONNACK not-authorized with a reason string, and the log line
+//!   with the certificate id), and JIT registration can later accept certificates of CAs registered at runtime.
+//!   ALPN `x-amzn-mqtt-ca` is selected when offered, on either listener; clients offering no ALPN (or another
+//!   one) are served without ALPN. An SNI naming an account endpoint gets a server certificate for that name,
+//!   minted from the root CA on first use.
 //! * **Identity** (`registry`): an immutable in-memory [`registry::Registry`] built from one store snapshot answers
 //!   "which account, may it connect, which thing, which policies" without touching the database. A watcher polls
 //!   the store's change counter (bumped by SQLite triggers on every registry table, from any process) every 200 ms

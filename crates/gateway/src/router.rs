@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_proto::packet::{Properties, SubscriptionOptions};
@@ -89,7 +90,18 @@ pub struct Tenant {
     clients: HashMap<Arc<str>, Slot>,
     retained: HashMap<String, Retained>,
     /// Lifecycle `versionNumber` per client id.
-    versions: HashMap<String, u64>,
+    versions: HashMap<String, Version>,
+}
+
+/// After this long offline a client id's lifecycle `versionNumber` starts again at 0 (AWS: about an hour), and
+/// its entry is dropped, so client ids that never come back do not accumulate.
+pub const VERSION_RESET: Duration = Duration::from_secs(3600);
+
+#[derive(Debug)]
+struct Version {
+    number: u64,
+    /// When the last connection with this client id closed; `None` while one is open.
+    offline_since: Option<Duration>,
 }
 
 /// A write to the retained-message table, applied in order by one background task.
@@ -193,7 +205,7 @@ impl Router {
     }
 
     /// Drops expired offline sessions; updates the session gauges.
-    pub fn sweep(&self, now: std::time::Duration) {
+    pub fn sweep(&self, now: Duration) {
         let tenants: Vec<_> = lock(&self.tenants).values().cloned().collect();
         let (mut sessions, mut queued) = (0i64, 0i64);
         for t in tenants {
@@ -214,6 +226,10 @@ impl Router {
                     t.remove_subscriptions(&c, s.subscriptions().keys());
                 }
             }
+            t.versions.retain(|_, v| {
+                v.offline_since
+                    .is_none_or(|at| now.saturating_sub(at) < VERSION_RESET)
+            });
             for s in t.clients.values().filter_map(|s| s.session.as_ref()) {
                 sessions += 1;
                 queued += i64::try_from(s.queued_len()).unwrap_or(i64::MAX);
@@ -272,6 +288,7 @@ impl Tenant {
         conn_id: u64,
         session: Option<Session>,
         ctl: &mut mpsc::UnboundedReceiver<Control>,
+        now: Duration,
     ) {
         let owner = self
             .clients
@@ -291,6 +308,11 @@ impl Tenant {
             return;
         };
         slot.online = None;
+        // Only here is the client id really offline: a connection that was taken over hands on its session
+        // instead, and the new owner is online already.
+        if let Some(v) = self.versions.get_mut(&**client) {
+            v.offline_since = Some(now);
+        }
         match session {
             Some(s) if s.expiry_interval() > 0 => slot.session = Some(s),
             other => {
@@ -362,17 +384,64 @@ impl Tenant {
         self.retained.get(topic).cloned()
     }
 
-    /// The next lifecycle `versionNumber` for a client id.
+    /// The next lifecycle `versionNumber` for a client id, which is connecting now.
     pub fn next_version(&mut self, client: &str) -> u64 {
         match self.versions.get_mut(client) {
             Some(v) => {
-                *v += 1;
-                *v
+                v.number += 1;
+                v.offline_since = None;
+                v.number
             }
             None => {
-                self.versions.insert(client.to_owned(), 0);
+                self.versions.insert(
+                    client.to_owned(),
+                    Version {
+                        number: 0,
+                        offline_since: None,
+                    },
+                );
                 0
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_number_continues_while_recent_and_resets_after_an_hour_offline() {
+        let metrics = Metrics::new(&mut prometheus_client::registry::Registry::default());
+        let (retained_tx, _retained_rx) = mpsc::unbounded_channel();
+        let router = Router::new(retained_tx, metrics);
+        let scope = Scope {
+            account_id: Arc::from("111122223333"),
+            region: Arc::from("us-east-1"),
+        };
+        let tenant = router.tenant(&scope);
+        let client: Arc<str> = Arc::from("dev");
+        // One connection's life: attach, take a version, close at `closed_at`.
+        let session = |conn_id: u64, closed_at: Duration| -> u64 {
+            let (tx, _rx) = mpsc::channel(1);
+            let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
+            let mut t = lock(&tenant);
+            let online = Online {
+                conn_id,
+                tx,
+                ctl,
+                kicked: false,
+            };
+            assert!(matches!(t.attach(&client, online), Handoff::Ready(None)));
+            let version = t.next_version(&client);
+            t.detach(&client, conn_id, None, &mut ctl_rx, closed_at);
+            version
+        };
+        let minute = Duration::from_secs(60);
+        assert_eq!(session(1, minute), 0);
+        router.sweep(minute * 30);
+        assert_eq!(session(2, minute * 31), 1, "offline for half an hour");
+        router.sweep(minute * 31 + VERSION_RESET);
+        assert_eq!(session(3, minute * 100), 0, "offline for an hour: reset");
     }
 }

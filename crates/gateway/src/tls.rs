@@ -15,9 +15,11 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, PeerMisbehaved, ServerConfig, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, SubjectPublicKeyInfoDer, UnixTime};
 
 use crate::GatewayError;
 use crate::registry::Registry;
@@ -26,9 +28,102 @@ use crate::registry::Registry;
 pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
 
 /// Accepts any well-formed client certificate; verifies the handshake signature with the provider's algorithms.
+///
+/// X.509 v3 certificates go through webpki. webpki refuses anything older, yet `openssl x509 -req -CA ...`
+/// without an extension file issues v1 certificates, which is how AWS's walkthroughs make device certificates
+/// under a customer CA; AWS IoT accepts them. For those the key is taken from the certificate with the `pki`
+/// parser and the signature is verified over that bare key by webpki's raw-public-key path: the same
+/// algorithms, scheme mapping and key-type checks as for v3, only the certificate parsing differs. So every
+/// scheme in `supported_verify_schemes` is verifiable for both kinds, and possession of the key is always proven.
 #[derive(Debug)]
 struct AnyClientCert {
     algs: WebPkiSupportedAlgorithms,
+}
+
+/// Where the handshake signature is verified for a client certificate.
+enum ClientKey<'a> {
+    /// A certificate webpki accepts (X.509 v3).
+    WebPki,
+    /// An older certificate: its SubjectPublicKeyInfo, parsed by webpki as a raw public key.
+    Legacy(SubjectPublicKeyInfoDer<'a>),
+}
+
+fn bad_encoding() -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+}
+
+/// Decides how `cert`'s handshake signature is checked; an error if it is not a certificate we accept at all.
+fn client_key<'a>(cert: &'a CertificateDer<'_>) -> Result<ClientKey<'a>, rustls::Error> {
+    if webpki::EndEntityCert::try_from(cert).is_ok() {
+        return Ok(ClientKey::WebPki);
+    }
+    // Only the version is a reason to bypass webpki's parsing: a v3 certificate webpki refuses is malformed.
+    let parsed = pki::Certificate::from_der(cert).map_err(|_| bad_encoding())?;
+    if parsed.version() >= 3 {
+        return Err(bad_encoding());
+    }
+    let spki = SubjectPublicKeyInfoDer::from(parsed.spki_der().to_vec());
+    webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad_encoding())?;
+    Ok(ClientKey::Legacy(spki))
+}
+
+/// Maps webpki's signature errors as rustls does for the certificates it parses itself.
+fn signature_error(e: webpki::Error) -> rustls::Error {
+    use rustls::CertificateError as E;
+    let e = match e {
+        webpki::Error::InvalidSignatureForPublicKey => E::BadSignature,
+        webpki::Error::UnsupportedSignatureAlgorithmContext(cx) => {
+            E::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                supported_algorithms: cx.supported_algorithms,
+            }
+        }
+        webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(cx) => {
+            E::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                public_key_algorithm_id: cx.public_key_algorithm_id,
+            }
+        }
+        other => E::Other(rustls::OtherError(Arc::new(other))),
+    };
+    rustls::Error::InvalidCertificate(e)
+}
+
+impl AnyClientCert {
+    /// Verifies a TLS 1.2 handshake signature over a bare public key, as `rustls::crypto::verify_tls12_signature`
+    /// does over a certificate's: every algorithm the scheme maps to is tried, since TLS 1.2's ECDSA schemes do
+    /// not fix the curve. (TLS 1.3 has rustls's own `verify_tls13_signature_with_raw_key`.)
+    fn verify_tls12_raw(
+        &self,
+        message: &[u8],
+        spki: &SubjectPublicKeyInfoDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let unadvertised = || {
+            rustls::Error::PeerMisbehaved(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)
+        };
+        let candidates = self
+            .algs
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or_else(unadvertised)?;
+        let key = webpki::RawPublicKeyEntity::try_from(spki).map_err(|_| bad_encoding())?;
+        let mut mismatch = None;
+        for alg in candidates {
+            match key.verify_signature(*alg, message, dss.signature()) {
+                Ok(()) => return Ok(HandshakeSignatureValid::assertion()),
+                // The key is of another type or curve than this candidate: try the next one.
+                Err(e @ webpki::Error::UnsupportedSignatureAlgorithmForPublicKeyContext(_)) => {
+                    mismatch = Some(e);
+                }
+                Err(e) => return Err(signature_error(e)),
+            }
+        }
+        // No candidate fits the key: nothing was verified, so the handshake fails.
+        Err(mismatch.map_or_else(unadvertised, signature_error))
+    }
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -43,9 +138,7 @@ impl ClientCertVerifier for AnyClientCert {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Well-formedness only; the registry decides after the handshake (see the module docs).
-        webpki::EndEntityCert::try_from(end_entity).map_err(|_| {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
-        })?;
+        client_key(end_entity)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -55,7 +148,12 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        match client_key(cert)? {
+            ClientKey::WebPki => {
+                rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+            }
+            ClientKey::Legacy(spki) => self.verify_tls12_raw(message, &spki, dss),
+        }
     }
 
     fn verify_tls13_signature(
@@ -64,10 +162,18 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        match client_key(cert)? {
+            ClientKey::WebPki => {
+                rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+            }
+            ClientKey::Legacy(spki) => {
+                rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algs)
+            }
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        // Both paths verify with `self.algs`, so everything it maps is verifiable for v1 and v3 alike.
         self.algs.supported_schemes()
     }
 }

@@ -15,7 +15,10 @@ use mqtt_proto::packet::{
 use mqtt_proto::{Decoder, Packet, ProtocolVersion, QoS, ReasonCode};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use store::{CertificateMode, CertificateStatus, NewAccount, NewCertificate, Scope, Store, Target};
+use store::{
+    CaRegistration, CertificateMode, CertificateStatus, NewAccount, NewCertificate, Scope, Store,
+    Target,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -37,6 +40,10 @@ pub struct Fixture {
     pub device_ca: pki::CertificateAuthority,
     pub gateway: Option<Gateway>,
     pub addr: SocketAddr,
+    /// The ALPN (AWS's 443) listener.
+    pub alpn_addr: SocketAddr,
+    /// The prometheus registry the running gateway registered its metrics in.
+    pub metrics: prometheus_client::registry::Registry,
 }
 
 pub struct Device {
@@ -90,6 +97,8 @@ impl Fixture {
             device_ca,
             gateway: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            alpn_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics: prometheus_client::registry::Registry::default(),
         };
         f.account("111122223333", "acct-a").await;
         f.start().await;
@@ -101,7 +110,7 @@ impl Fixture {
         let gw = Gateway::start(
             GatewayConfig {
                 mqtt_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                alpn_listen: None,
+                alpn_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
                 domain: DOMAIN.into(),
                 server_names: vec!["localhost".into(), "127.0.0.1".into()],
             },
@@ -112,7 +121,9 @@ impl Fixture {
         .await
         .unwrap();
         self.addr = gw.local_addrs()[0];
+        self.alpn_addr = gw.local_addrs()[1];
         self.gateway = Some(gw);
+        self.metrics = registry;
     }
 
     pub async fn restart(&mut self) {
@@ -158,21 +169,61 @@ impl Fixture {
     }
 
     pub async fn register(&self, account: &str, d: &Device, status: CertificateStatus) {
+        self.register_with(account, d, status, CertificateMode::Default, None)
+            .await;
+    }
+
+    pub async fn register_with(
+        &self,
+        account: &str,
+        d: &Device,
+        status: CertificateStatus,
+        mode: CertificateMode,
+        ca_cert_id: Option<&str>,
+    ) {
         self.store
             .insert_certificate(
                 &scope(account),
                 &NewCertificate {
                     cert_id: d.id().to_owned(),
                     pem: d.cert.pem().to_owned(),
-                    ca_cert_id: None,
+                    ca_cert_id: ca_cert_id.map(str::to_owned),
                     status,
-                    mode: CertificateMode::Default,
+                    mode,
                     not_before: d.cert.not_before(),
                     not_after: d.cert.not_after(),
                 },
             )
             .await
             .unwrap();
+    }
+
+    /// Registers `ca` ACTIVE in DEFAULT mode (as RegisterCACertificate would after its checks).
+    pub async fn register_ca(&self, account: &str, ca: &pki::Certificate) {
+        self.store
+            .register_ca_certificate(
+                &scope(account),
+                &CaRegistration {
+                    cert_id: ca.id().to_owned(),
+                    pem: ca.pem().to_owned(),
+                    subject_hex: hex::encode(ca.subject_der()),
+                    mode: CertificateMode::Default,
+                    active: true,
+                    auto_registration: false,
+                    registration_config: None,
+                    not_before: ca.not_before(),
+                    not_after: ca.not_after(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.metrics).unwrap();
+        out
     }
 
     /// Creates policy `name` with `statements` (a JSON array) and attaches it to the device.
@@ -244,15 +295,11 @@ pub async fn connect_tls(
         .add(CertificateDer::from(root.certificate().der().to_vec()))
         .unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(d.cert.der().to_vec())],
-            PrivateKeyDer::from_pem_slice(d.key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
+        .with_client_cert_resolver(client_cert(&provider, d.cert.der(), &d.key_pem));
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from(sni.to_owned()).unwrap();
@@ -455,5 +502,164 @@ impl Client {
         }))
         .await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+/// The value of one sample in Prometheus text output (`name` including its labels as printed), 0 if absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Presents `cert_der` and signs with `key_pem`, whatever they are. rustls's `with_client_auth_cert` would
+/// refuse a mismatched pair, and also any X.509 v1 certificate (it checks the pair with webpki).
+fn client_cert(
+    provider: &rustls::crypto::CryptoProvider,
+    cert_der: &[u8],
+    key_pem: &str,
+) -> Arc<FixedClientCert> {
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap())
+        .unwrap();
+    let certified =
+        rustls::sign::CertifiedKey::new(vec![CertificateDer::from(cert_der.to_vec())], key);
+    Arc::new(FixedClientCert(Arc::new(certified)))
+}
+
+/// Presents `cert` but signs with `key`, whatever they are: rustls's own builder would refuse a mismatched pair.
+#[derive(Debug)]
+struct FixedClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for FixedClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS connection presenting `cert_der` and signing the handshake with `key_pem`, over exactly `version`.
+pub async fn connect_tls_raw(
+    addr: SocketAddr,
+    root: &pki::CertificateAuthority,
+    cert_der: &[u8],
+    key_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+    sni: Option<&str>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(root.certificate().der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(client_cert(&provider, cert_der, key_pem));
+    config.enable_sni = sni.is_some();
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(sni.unwrap_or("localhost").to_owned()).unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// True if the server accepted the TLS session: it answers an MQTT CONNECT (with anything). A TLS 1.3 client
+/// finishes its side of the handshake before the server has checked the client certificate, so a refusal
+/// shows up as the first read failing rather than as a connect error.
+pub async fn tls_session_accepted(conn: std::io::Result<TlsStream<TcpStream>>) -> bool {
+    let Ok(stream) = conn else { return false };
+    let mut c = Client::new(stream, ProtocolVersion::V311);
+    let mut buf = BytesMut::new();
+    Packet::Connect(Box::new(Connect {
+        protocol: ProtocolVersion::V311,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "probe".into(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }))
+    .encode(ProtocolVersion::V311, &mut buf)
+    .unwrap();
+    if c.stream.write_all(&buf).await.is_err() || c.stream.flush().await.is_err() {
+        return false;
+    }
+    c.recv().await.is_some()
+}
+
+/// Runs a command (for the `openssl` CLI); `None` if it cannot be started (not installed).
+pub fn run(dir: &std::path::Path, cmd: &str) -> Option<()> {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(())
+}
+
+pub fn openssl_available() -> bool {
+    std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A CA made with the openssl CLI, as in AWS's "register your CA" walkthrough.
+pub struct OpensslCa {
+    pub dir: std::path::PathBuf,
+    pub cert: pki::Certificate,
+}
+
+impl OpensslCa {
+    /// `newkey` is an `openssl req -newkey` argument (`ec -pkeyopt ec_paramgen_curve:P-256`, `rsa:2048`, ...).
+    pub fn new(dir: &std::path::Path, newkey: &str) -> OpensslCa {
+        run(
+            dir,
+            &format!(
+                "openssl req -x509 -new -newkey {newkey} -nodes -keyout ca.key -out ca.pem -days 30 \\
+                 -subj /CN=OpensslTestCA"
+            ),
+        )
+        .unwrap();
+        let pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+        OpensslCa {
+            dir: dir.to_owned(),
+            cert: pki::Certificate::from_pem(&pem).unwrap(),
+        }
+    }
+
+    /// A device certificate as `openssl req -new | openssl x509 -req -CA` makes it without an extension file:
+    /// X.509 v1 (OpenSSL 3.0).
+    pub fn device(&self, name: &str, newkey: &str) -> Device {
+        run(
+            &self.dir,
+            &format!(
+                "openssl req -new -newkey {newkey} -nodes -keyout {name}.key -subj /CN={name} \
+                 | openssl x509 -req -CA ca.pem -CAkey ca.key -days 30 -out {name}.pem"
+            ),
+        )
+        .unwrap();
+        let pem = std::fs::read_to_string(self.dir.join(format!("{name}.pem"))).unwrap();
+        Device {
+            cert: pki::Certificate::from_pem(&pem).unwrap(),
+            key_pem: std::fs::read_to_string(self.dir.join(format!("{name}.key"))).unwrap(),
+        }
     }
 }
