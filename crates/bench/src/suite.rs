@@ -70,11 +70,11 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn health_ok(addr: &str) -> bool {
+pub(crate) async fn health_ok(addr: &str) -> bool {
     let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
         return false;
     };
@@ -94,7 +94,7 @@ async fn health_ok(addr: &str) -> bool {
     matches!(sender.send_request(req).await, Ok(r) if r.status().is_success())
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().collect();
     v[v.len().saturating_sub(lines)..].join("\n")
@@ -220,7 +220,7 @@ pub struct Environment {
 }
 
 impl Environment {
-    fn detect(version: &str) -> Self {
+    pub(crate) fn detect(version: &str) -> Self {
         let date = time::OffsetDateTime::now_utc()
             .format(time::macros::format_description!(
                 "[year]-[month]-[day] [hour]:[minute] UTC"
@@ -257,7 +257,7 @@ impl Environment {
     }
 }
 
-fn fmt_rps(v: f64) -> String {
+pub(crate) fn fmt_rps(v: f64) -> String {
     let n = v.round() as u64;
     let s = n.to_string();
     let mut out = String::new();
@@ -372,14 +372,19 @@ pub fn render(opts: &SuiteOptions, reports: &[LoadReport], env: &Environment) ->
 
 /// Puts `section` in place of the marked section of `previous` (or appends it; or starts a new file).
 pub fn splice(previous: Option<&str>, section: &str) -> String {
+    splice_between(previous, section, BEGIN, END)
+}
+
+/// Puts `section` in place of the part of `previous` between `begin` and `end` (or appends it).
+pub fn splice_between(previous: Option<&str>, section: &str, begin: &str, end: &str) -> String {
     match previous {
         None => format!(
             "# Benchmarks\n\nFigures measured by `onboard-bench` (crates/bench). \
              Each section is rewritten by its own tool between its markers.\n\n{section}"
         ),
-        Some(text) => match (text.find(BEGIN), text.find(END)) {
+        Some(text) => match (text.find(begin), text.find(end)) {
             (Some(b), Some(e)) if e > b => {
-                let mut rest = &text[e + END.len()..];
+                let mut rest = &text[e + end.len()..];
                 rest = rest.strip_prefix('\n').unwrap_or(rest);
                 format!("{}{section}{rest}", &text[..b])
             }
