@@ -32,7 +32,7 @@ fn registration_code_error(message: impl Into<String>) -> ApiError {
 }
 
 /// `registrationConfig`: an inline JITP template with its role, or the name of a JITP provisioning template.
-async fn check_registration_config(config: &Value) -> ApiResult<()> {
+fn check_registration_config(config: &Value) -> ApiResult<()> {
     let obj = config
         .as_object()
         .ok_or_else(|| ApiError::invalid("registrationConfig must be an object"))?;
@@ -148,7 +148,7 @@ pub async fn register_ca_certificate(
         (CertificateMode::SniOnly, None) => {}
     }
     if let Some(config) = &b.registration_config {
-        check_registration_config(config).await?;
+        check_registration_config(config)?;
     }
     let registered = s
         .store
@@ -267,7 +267,7 @@ pub async fn update_ca_certificate(
         }
     };
     if let Some(config) = &b.registration_config {
-        check_registration_config(config).await?;
+        check_registration_config(config)?;
     }
     let update = CaUpdate {
         active,
