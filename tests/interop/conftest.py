@@ -90,6 +90,7 @@ class Server:
     api_port: int
     mqtt_port: int
     tls_port: int | None = None
+    alpn_port: int | None = None
     dev: bool = True
     proc: subprocess.Popen | None = None
     banner: str = ""
@@ -108,6 +109,11 @@ class Server:
         return f"https://127.0.0.1:{self.tls_port}"
 
     @property
+    def root_ca(self) -> Path:
+        """The trust anchor of the MQTT server certificate (SANs localhost and 127.0.0.1)."""
+        return self.data_dir / "ca" / "root-ca.pem"
+
+    @property
     def stdout_path(self) -> Path:
         return self.work_dir / "server.stdout"
 
@@ -122,6 +128,8 @@ class Server:
             cmd.append("--dev")
         if self.tls_port:
             cmd += ["--api-tls-listen", f"127.0.0.1:{self.tls_port}"]
+        if self.alpn_port:
+            cmd += ["--mqtt-alpn-listen", f"127.0.0.1:{self.alpn_port}"]
         env = clean_env({"RUST_LOG": "info", "NO_COLOR": "1"}, home=self.work_dir)
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
@@ -269,10 +277,14 @@ class Server:
 
 
 def start_server(tmp: Path, tls: bool = False, data_dir: Path | None = None, dev: bool = True,
-                 api_port: int | None = None, mqtt_port: int | None = None) -> Server:
+                 api_port: int | None = None, mqtt_port: int | None = None,
+                 alpn_port: int | None = None) -> Server:
+    """Start the binary with the control plane, the MQTT listener and the ALPN (x-amzn-mqtt-ca) listener on free
+    loopback ports (or the given ones, for restarts that must keep their addresses)."""
     tmp.mkdir(parents=True, exist_ok=True)
     srv = Server(data_dir=data_dir or tmp / "data", work_dir=tmp, api_port=api_port or free_port(),
-                 mqtt_port=mqtt_port or free_port(), tls_port=free_port() if tls else None, dev=dev)
+                 mqtt_port=mqtt_port or free_port(), tls_port=free_port() if tls else None,
+                 alpn_port=alpn_port or free_port(), dev=dev)
     srv.start()
     return srv
 
