@@ -144,8 +144,6 @@ def test_malformed_packet_after_connect_is_logged_with_reason(server, dev):
     assert any("CLIENT_ERROR" in l and "malformed" in l for l in lines), lines
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: input that is not a CONNECT, sent as the first packet, closes the "
-                                       "connection without any log line at the default (info) level")
 def test_garbage_before_connect_is_logged_with_reason(server, dev):
     with tls_connect(server, dev) as s:
         port = s.getsockname()[1]

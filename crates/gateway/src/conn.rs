@@ -394,7 +394,7 @@ impl Conn {
         let mut registry = self.shared.registry();
         let mut decision = self.authorize(&registry, &cert, &req);
         if decision.is_err()
-            && let Some(fresh) = self.shared.fresher_registry().await
+            && let Some(fresh) = self.shared.fresher_registry(registry.version).await
         {
             registry = fresh;
             decision = self.authorize(&registry, &cert, &req);
@@ -675,8 +675,21 @@ impl Conn {
 
     fn on_closed(&mut self, close: Close) {
         let Some(st) = self.state.take() else {
-            tracing::debug!(cert_id = self.cert_id(), peer = %self.peer, reason = %close.text,
-                "connection closed before it was accepted");
+            // A refused CONNECT was logged with its reason already; a client that simply went away is routine.
+            // Anything else (garbage instead of CONNECT, no CONNECT in time) is the client's fault, and the
+            // operator needs to see why the connection went.
+            match close.cause {
+                CloseCause::ConnectRefused
+                | CloseCause::TransportClosed
+                | CloseCause::ClientDisconnect => {
+                    tracing::debug!(cert_id = self.cert_id(), peer = %self.peer, reason = %close.text,
+                        "connection closed before it was accepted");
+                }
+                _ => {
+                    tracing::info!(cert_id = self.cert_id(), peer = %self.peer, reason = %close.text,
+                    "connection closed before CONNECT was accepted")
+                }
+            }
             return;
         };
         let reason = self.kick_reason.unwrap_or(match close.cause {

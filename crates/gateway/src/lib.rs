@@ -135,13 +135,19 @@ impl Shared {
             .clone()
     }
 
-    /// When a CONNECT is about to be refused, the registry may have changed since the last poll (a certificate
-    /// registered a moment ago): if the store's version moved, reload now and return the fresh registry.
-    /// This costs one single-row query per refusal, never anything for accepted connections.
-    pub async fn fresher_registry(&self) -> Option<Arc<Registry>> {
+    /// When a CONNECT is about to be refused by the registry of version `decided_with`, the registry may have
+    /// changed since (a certificate registered a moment ago): if the store's version is newer, return a registry at
+    /// least that new, reloading now if the watcher has not yet. This costs one single-row query per refusal,
+    /// never anything for accepted connections.
+    pub async fn fresher_registry(&self, decided_with: i64) -> Option<Arc<Registry>> {
         let stored = self.store.registry_version().await.ok()?;
-        if stored == self.registry().version {
+        if stored <= decided_with {
             return None;
+        }
+        // The watcher may already have swapped in the new registry since the decision was made.
+        let current = self.registry();
+        if current.version >= stored {
+            return Some(current);
         }
         self.reload_now.notify_one();
         let mut rx = self.registry_rx.clone();
