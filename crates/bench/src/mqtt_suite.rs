@@ -889,9 +889,8 @@ pub fn render(o: &Options, rows: &[Row], env: &Environment, mversion: &str) -> S
         let note = match r.kind.as_str() {
             "idle" if b.kib_per_conn > GOAL_KIB_PER_CONN => format!(
                 "{}: Onboard's resident memory grows {:.1} KiB per idle connection, over the {GOAL_KIB_PER_CONN} KiB goal \
-                 (mosquitto {:.1} KiB). Not profiled by this tool; the per-connection state of the gateway is \
-                 the rustls server connection with its buffers, a reader and a writer task, the read buffer, the \
-                 MQTT session and the compiled policy.",
+                 (mosquitto {:.1} KiB). This tool does not profile; see \"Where idle memory goes\" below for the \
+                 last heap analysis.",
                 r.label, b.kib_per_conn, m.kib_per_conn
             ),
             "storm" if m.rate > 0.0 && b.rate / m.rate < GOAL_CONN_RATIO => format!(

@@ -6,10 +6,12 @@
 //! channel, control messages (takeover, kick) on an unbounded one, registry changes through a watch channel.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_proto::server::{ConnectRequest, SubscribeRequest};
 use mqtt_proto::{
     Close, CloseCause, Event, Message, ProtocolVersion, QoS, ReasonCode, ServerConnection, Session,
@@ -17,9 +19,10 @@ use mqtt_proto::{
 use policy::{
     Action, CertificateInfo, CompiledPolicy, ConnectAttributes, ConnectionContext, ResourceKind,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -66,20 +69,39 @@ pub async fn serve(
         let stream = start.into_stream(config).await?;
         Ok::<_, std::io::Error>((stream, sni))
     };
-    let (stream, sni) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            shared.metrics.handshake("failed");
-            tracing::info!(%peer, error = %e, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            shared.metrics.handshake("timeout");
-            tracing::info!(%peer, "TLS handshake not completed within 10 s; connection dropped");
-            return;
-        }
+    // The task's future is as large as its largest state and lives as long as the connection, and a local moved
+    // away before an `.await` still takes room in it. So the handshake is boxed (freed when done), and the
+    // connection runs in a boxed future built in a block that ends before it is awaited: an idle connection
+    // holds only what `drive` keeps.
+    let handshake = Box::pin(handshake);
+    let connection = {
+        let (stream, sni) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                shared.metrics.handshake("failed");
+                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                shared.metrics.handshake("timeout");
+                tracing::info!(%peer, "TLS handshake not completed within 10 s; connection dropped");
+                return;
+            }
+        };
+        shared.metrics.handshake("ok");
+        let (conn, rd, writer) = establish(shared, stream, sni, peer);
+        Box::pin(drive(conn, rd, writer))
     };
-    shared.metrics.handshake("ok");
+    connection.await;
+}
+
+/// The protocol state of an established TLS connection, with the writer task started.
+fn establish(
+    shared: Arc<Shared>,
+    stream: Stream,
+    sni: Option<String>,
+    peer: SocketAddr,
+) -> (Box<Conn>, ReadHalf<Stream>, JoinHandle<()>) {
     // The verifier made a client certificate mandatory, so there is one; parse it for ids and policy variables.
     let cert = stream
         .get_ref()
@@ -88,12 +110,12 @@ pub async fn serve(
         .and_then(|c| c.first())
         .map(|der| pki::Certificate::from_der(der));
     let cert = match cert {
-        Some(Ok(c)) => Ok(c),
+        Some(Ok(c)) => PeerCert::Parsed(c),
         Some(Err(e)) => {
             tracing::info!(%peer, error = %e, "client certificate does not parse");
-            Err(Refusal::BadCertificate)
+            PeerCert::Bad(Refusal::BadCertificate)
         }
-        None => Err(Refusal::BadCertificate),
+        None => PeerCert::Bad(Refusal::BadCertificate),
     };
     let registry = shared.registry();
     let sni_scope = sni
@@ -106,7 +128,7 @@ pub async fn serve(
     let (data_tx, data_rx) = mpsc::channel(DELIVERY_QUEUE);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let now = shared.now();
-    let mut conn = Conn {
+    let conn = Box::new(Conn {
         conn: ServerConnection::new(shared.mqtt.clone(), now),
         id: shared.next_conn_id(),
         shared,
@@ -120,12 +142,18 @@ pub async fn serve(
         ctl_tx,
         data_rx,
         ctl_rx,
-        buf: BytesMut::with_capacity(2048),
         state: None,
         kick_reason: None,
         takeover_tx: None,
         write_overflow: false,
-    };
+    });
+    (conn, rd, writer)
+}
+
+/// Runs the connection task until the connection closes, then lets the writer flush.
+///
+/// `conn` is boxed because an async fn's future keeps its by-value arguments twice (as received and as bound).
+async fn drive(mut conn: Box<Conn>, rd: ReadHalf<Stream>, writer: JoinHandle<()>) {
     conn.run(rd).await;
     drop(conn);
     // The writer ends when its channel closes (after flushing); a client that does not read gets 5 s.
@@ -172,16 +200,15 @@ struct Conn {
     conn: ServerConnection,
     id: u64,
     peer: SocketAddr,
-    cert: Result<pki::Certificate, Refusal>,
+    cert: PeerCert,
     sni: Option<String>,
     sni_scope: Option<Scope>,
     session_uuid: String,
     wtx: mpsc::Sender<Bytes>,
-    data_tx: mpsc::Sender<Message>,
+    data_tx: mpsc::Sender<Box<Message>>,
     ctl_tx: mpsc::UnboundedSender<Control>,
-    data_rx: mpsc::Receiver<Message>,
+    data_rx: mpsc::Receiver<Box<Message>>,
     ctl_rx: mpsc::UnboundedReceiver<Control>,
-    buf: BytesMut,
     state: Option<Connected>,
     /// The AWS disconnect reason when the server closes the connection for a reason of its own.
     kick_reason: Option<&'static str>,
@@ -190,12 +217,30 @@ struct Conn {
     write_overflow: bool,
 }
 
-/// What woke the connection task. Lives on the stack for one iteration; boxing the message would cost an
-/// allocation per delivery.
-#[allow(clippy::large_enum_variant)]
+/// The client certificate. The parsed form (with its names, ~1.5 KiB) is needed only to decide the CONNECT;
+/// afterwards only the id is kept, so an idle connection does not hold it.
+enum PeerCert {
+    Parsed(pki::Certificate),
+    /// After an accepted CONNECT.
+    Id(Box<str>),
+    Bad(Refusal),
+}
+
+impl PeerCert {
+    fn id(&self) -> Option<&str> {
+        match self {
+            PeerCert::Parsed(c) => Some(c.id()),
+            PeerCert::Id(id) => Some(id),
+            PeerCert::Bad(_) => None,
+        }
+    }
+}
+
+/// What woke the connection task. Lives on the stack for one iteration.
 enum Wake {
-    Read(std::io::Result<usize>),
-    Data(Option<Message>),
+    /// Bytes read from the client; empty at end of stream.
+    Read(std::io::Result<Vec<u8>>),
+    Data(Option<Box<Message>>),
     Control(Option<Control>),
     Registry,
     Timer,
@@ -204,10 +249,7 @@ enum Wake {
 
 impl Conn {
     fn cert_id(&self) -> &str {
-        match &self.cert {
-            Ok(c) => c.id(),
-            Err(_) => "-",
-        }
+        self.cert.id().unwrap_or("-")
     }
 
     async fn run(&mut self, mut rd: ReadHalf<Stream>) {
@@ -226,7 +268,7 @@ impl Conn {
             let reading = self.conn.wants_input();
             let connected = self.state.is_some();
             let wake = tokio::select! {
-                r = rd.read_buf(&mut self.buf), if reading => Wake::Read(r),
+                r = read_some(&mut rd), if reading => Wake::Read(r),
                 m = self.data_rx.recv(), if connected => Wake::Data(m),
                 c = self.ctl_rx.recv() => Wake::Control(c),
                 r = registry_rx.changed() => match r {
@@ -238,16 +280,13 @@ impl Conn {
             };
             let now = self.shared.now();
             match wake {
-                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => self.conn.handle_transport_closed(now),
-                Wake::Read(Ok(_)) => {
-                    self.conn.handle_input(&self.buf, now);
-                    self.buf.clear();
-                }
+                Wake::Read(Ok(b)) if !b.is_empty() => self.conn.handle_input(&b, now),
+                Wake::Read(_) => self.conn.handle_transport_closed(now),
                 Wake::Data(Some(m)) => {
-                    self.deliver(m);
+                    self.deliver(*m);
                     for _ in 1..DELIVERY_BATCH {
                         match self.data_rx.try_recv() {
-                            Ok(m) => self.deliver(m),
+                            Ok(m) => self.deliver(*m),
                             Err(_) => break,
                         }
                     }
@@ -323,7 +362,9 @@ impl Conn {
 
     async fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Connect(req) => self.on_connect(req).await,
+            // Boxed: the CONNECT future is large and runs once; inline it would stay in every idle connection's
+            // task.
+            Event::Connect(req) => Box::pin(self.on_connect(req)).await,
             Event::Publish(p) => self.on_publish(p),
             Event::Subscribe {
                 packet_id,
@@ -385,11 +426,13 @@ impl Conn {
     async fn on_connect(&mut self, req: Box<ConnectRequest>) {
         let requested_id = req.connect.client_id.clone();
         let cert = match &self.cert {
-            Ok(c) => c.clone(),
-            Err(e) => {
+            PeerCert::Parsed(c) => c.clone(),
+            PeerCert::Bad(e) => {
                 let e = e.clone();
                 return self.refuse(&requested_id, &e);
             }
+            // The protocol machine produces one Connect event per connection.
+            PeerCert::Id(_) => return,
         };
         let mut registry = self.shared.registry();
         let mut decision = self.authorize(&registry, &cert, &req);
@@ -474,6 +517,7 @@ impl Conn {
         );
         self.emit_event(&st, "presence/connected", payload);
         self.state = Some(st);
+        self.cert = PeerCert::Id(cert.id().into());
     }
 
     /// Publishes a lifecycle event into the connection's own account.
@@ -767,16 +811,18 @@ impl Conn {
         let Some(st) = self.state.as_mut() else {
             return; // not yet connected: the CONNECT will be checked against the current registry
         };
-        let Ok(cert) = &self.cert else { return };
+        let Some(cert_id) = self.cert.id() else {
+            return;
+        };
         let registry = self.shared.registry();
         let now = self.shared.now();
-        let refusal = match registry.resolve(cert.id(), self.sni_scope.as_ref(), now_unix()) {
+        let refusal = match registry.resolve(cert_id, self.sni_scope.as_ref(), now_unix()) {
             Ok(scope) if scope == st.scope => None,
             Ok(_) => Some(Refusal::UnknownCertificate),
             Err(e) => Some(e),
         };
         if let Some(why) = refusal {
-            tracing::warn!(cert_id = cert.id(), client_id = &*st.client_id, reason = %why,
+            tracing::warn!(cert_id = cert_id, client_id = &*st.client_id, reason = %why,
                 "disconnecting: the certificate may no longer connect");
             self.shared.metrics.refusal(why.label());
             self.kick_reason = Some("AUTH_ERROR");
@@ -787,7 +833,7 @@ impl Conn {
             );
             return;
         }
-        let authz = registry.authz(&st.scope, cert.id(), &st.client_id);
+        let authz = registry.authz(&st.scope, cert_id, &st.client_id);
         if authz.key == st.authz_key {
             return;
         }
@@ -806,7 +852,7 @@ impl Conn {
             .is_allowed()
         {
             tracing::warn!(
-                cert_id = cert.id(),
+                cert_id = cert_id,
                 client_id = &*st.client_id,
                 "disconnecting: the policies no longer allow iot:Connect"
             );
@@ -819,6 +865,24 @@ impl Conn {
             );
         }
     }
+}
+
+/// Bytes the connection task reads at once.
+const READ_CHUNK: usize = 2048;
+
+/// Reads what the TLS stream has (at most `READ_CHUNK` bytes; empty at end of stream). The bytes go through a
+/// buffer on the poll's stack, so a connection waiting for input holds no read buffer (an idle connection's
+/// memory is what limits how many a gateway holds). Cancel-safe: bytes are taken only when the read completes.
+fn read_some(rd: &mut ReadHalf<Stream>) -> impl Future<Output = std::io::Result<Vec<u8>>> + '_ {
+    std::future::poll_fn(move |cx| {
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *rd).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().to_vec())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
