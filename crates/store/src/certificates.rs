@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::list_page;
+use crate::db::{count_in, list_page};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 /// CAs with the same subject one account may hold in a region.
@@ -478,26 +478,13 @@ impl Store {
             }
             _ => {}
         }
-        let things: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM thing_principals WHERE account_id = ? AND region = ? AND principal = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(&cert.arn)
-        .fetch_one(&mut *tx)
-        .await?;
+        let things = count_in(&mut tx, "thing_principals", "principal", scope, &cert.arn).await?;
         if things > 0 {
             return Err(StoreError::DeleteConflict(format!(
                 "Certificate {id} is attached to {things} thing(s); detach it first"
             )));
         }
-        let policies: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?")
-                .bind(&scope.account_id)
-                .bind(&scope.region)
-                .bind(&cert.arn)
-                .fetch_one(&mut *tx)
-                .await?;
+        let policies = count_in(&mut tx, "policy_targets", "target", scope, &cert.arn).await?;
         if policies > 0 && !force {
             return Err(StoreError::DeleteConflict(format!(
                 "Certificate {id} has {policies} attached polic(ies); detach them or use forceDelete"
@@ -843,13 +830,13 @@ impl Store {
                 });
             }
         }
-        let same_subject: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM ca_certificates WHERE account_id = ? AND region = ? AND subject_hex = ?",
+        let same_subject = count_in(
+            &mut tx,
+            "ca_certificates",
+            "subject_hex",
+            scope,
+            &reg.subject_hex,
         )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(&reg.subject_hex)
-        .fetch_one(&mut *tx)
         .await?;
         if same_subject >= MAX_CAS_PER_SUBJECT {
             return Err(StoreError::LimitExceeded(format!(

@@ -196,3 +196,23 @@ pub(crate) fn name_row(column: &'static str) -> impl Fn(&SqliteRow) -> Result<(S
 pub(crate) fn name_key(item: &(String, i64)) -> (i64, String) {
     (item.1, item.0.clone())
 }
+
+/// Rows of `table` in `scope` whose `column` equals `value`; for existence and "still in use" checks inside a
+/// transaction.
+pub(crate) async fn count_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &str,
+    column: &str,
+    scope: &crate::Scope,
+    value: &str,
+) -> Result<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM {table} WHERE account_id = ? AND region = ? AND {column} = ?"
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&scope.account_id)
+        .bind(&scope.region)
+        .bind(value)
+        .fetch_one(&mut **tx)
+        .await?)
+}

@@ -127,3 +127,18 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// Optimistic concurrency: an `expectedVersion` that does not match refuses the change.
+pub(crate) fn check_version(
+    kind: &str,
+    name: &str,
+    expected: Option<i64>,
+    actual: i64,
+) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(StoreError::VersionConflict(format!(
+            "The version for {kind} {name} does not match the expected version ({expected}); it is {actual}."
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{list_page, name_key, name_row};
+use crate::db::{count_in, list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 const MAX_POLICY_VERSIONS: i64 = 5;
@@ -592,14 +592,7 @@ impl Store {
             ));
         }
         let mut tx = self.begin().await?;
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM things WHERE account_id = ? AND region = ? AND name = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(thing)
-        .fetch_one(&mut *tx)
-        .await?;
+        let exists = count_in(&mut tx, "things", "name", scope, thing).await?;
         if exists == 0 {
             return Err(StoreError::NotFound(format!(
                 "Thing {thing} cannot be found."
@@ -656,14 +649,7 @@ impl Store {
         principal: &Target,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let exists: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM things WHERE account_id = ? AND region = ? AND name = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(thing)
-        .fetch_one(&mut *tx)
-        .await?;
+        let exists = count_in(&mut tx, "things", "name", scope, thing).await?;
         if exists == 0 {
             return Err(StoreError::NotFound(format!(
                 "Thing {thing} cannot be found."

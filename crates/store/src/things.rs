@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{list_page, name_key, name_row};
-use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
+use crate::db::{count_in, list_page, name_key, name_row};
+use crate::{Page, PageRequest, Result, Scope, Store, StoreError, check_version, new_id, now_ms};
 
 /// Attribute limits from AWS's quotas.
 const MAX_ATTRIBUTES_UNTYPED: usize = 3;
@@ -327,14 +327,7 @@ impl Store {
         let mut thing = Self::thing_in(&mut tx, scope, name)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("Thing {name} cannot be found.")))?;
-        if let Some(expected) = update.expected_version
-            && expected != thing.version
-        {
-            return Err(StoreError::VersionConflict(format!(
-                "The version for thing {name} does not match the expected version ({expected}); it is {}.",
-                thing.version
-            )));
-        }
+        check_version("thing", name, update.expected_version, thing.version)?;
         if let Some(t) = &update.thing_type {
             if thing.thing_type.as_deref() != Some(t) {
                 Self::require_usable_type(&mut tx, scope, t).await?;
@@ -391,22 +384,8 @@ impl Store {
         let Some(thing) = Self::thing_in(&mut tx, scope, name).await? else {
             return Ok(());
         };
-        if let Some(expected) = expected_version
-            && expected != thing.version
-        {
-            return Err(StoreError::VersionConflict(format!(
-                "The version for thing {name} does not match the expected version ({expected}); it is {}.",
-                thing.version
-            )));
-        }
-        let principals: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM thing_principals WHERE account_id = ? AND region = ? AND thing_name = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+        check_version("thing", name, expected_version, thing.version)?;
+        let principals = count_in(&mut tx, "thing_principals", "thing_name", scope, name).await?;
         if principals > 0 {
             return Err(StoreError::InvalidRequest(format!(
                 "Cannot delete thing {name}: it has {principals} attached principal(s); detach them first"
@@ -592,14 +571,7 @@ impl Store {
                 "Thing type {name} must be deprecated before it can be deleted"
             )));
         }
-        let users: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM things WHERE account_id = ? AND region = ? AND thing_type = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+        let users = count_in(&mut tx, "things", "thing_type", scope, name).await?;
         if users > 0 {
             return Err(StoreError::InvalidRequest(format!(
                 "Thing type {name} is still associated with {users} thing(s)"
@@ -763,14 +735,7 @@ impl Store {
         let mut g = Self::group_in(&mut tx, scope, name)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("Thing group {name} does not exist")))?;
-        if let Some(expected) = expected_version
-            && expected != g.version
-        {
-            return Err(StoreError::VersionConflict(format!(
-                "The version for thing group {name} does not match the expected version ({expected}); it is {}.",
-                g.version
-            )));
-        }
+        check_version("thing group", name, expected_version, g.version)?;
         if description.is_some() {
             g.description = description;
         }
@@ -815,22 +780,8 @@ impl Store {
         let Some(g) = Self::group_in(&mut tx, scope, name).await? else {
             return Ok(());
         };
-        if let Some(expected) = expected_version
-            && expected != g.version
-        {
-            return Err(StoreError::VersionConflict(format!(
-                "The version for thing group {name} does not match the expected version ({expected}); it is {}.",
-                g.version
-            )));
-        }
-        let children: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM thing_groups WHERE account_id = ? AND region = ? AND parent = ?",
-        )
-        .bind(&scope.account_id)
-        .bind(&scope.region)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
+        check_version("thing group", name, expected_version, g.version)?;
+        let children = count_in(&mut tx, "thing_groups", "parent", scope, name).await?;
         if children > 0 {
             return Err(StoreError::InvalidRequest(format!(
                 "Cannot delete thing group {name} while it still has child groups"
