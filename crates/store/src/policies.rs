@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{count_in, list_page, name_key, name_row};
+use crate::db::{list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 const MAX_POLICY_VERSIONS: i64 = 5;
@@ -592,12 +592,7 @@ impl Store {
             ));
         }
         let mut tx = self.begin().await?;
-        let exists = count_in(&mut tx, "things", "name", scope, thing).await?;
-        if exists == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Thing {thing} cannot be found."
-            )));
-        }
+        Self::require_thing(&mut tx, scope, thing).await?;
         Self::require_target(&mut tx, scope, principal).await?;
         let arn = principal.to_arn(scope);
         let current: Vec<(String, String)> = sqlx::query_as(
@@ -649,12 +644,7 @@ impl Store {
         principal: &Target,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let exists = count_in(&mut tx, "things", "name", scope, thing).await?;
-        if exists == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Thing {thing} cannot be found."
-            )));
-        }
+        Self::require_thing(&mut tx, scope, thing).await?;
         sqlx::query(
             "DELETE FROM thing_principals WHERE account_id = ? AND region = ? AND thing_name = ? AND principal = ?",
         )

@@ -128,6 +128,11 @@ fn thing_from_row(scope: &Scope, r: &SqliteRow) -> Result<Thing> {
     })
 }
 
+/// The error for a thing that does not exist, worded as AWS words it.
+pub(crate) fn thing_not_found(name: &str) -> StoreError {
+    StoreError::NotFound(format!("Thing {name} cannot be found."))
+}
+
 fn check_attribute_count(attributes: &Attributes, typed: bool) -> Result<()> {
     let max = if typed {
         MAX_ATTRIBUTES_TYPED
@@ -166,6 +171,18 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         row.map(|r| thing_from_row(scope, &r)).transpose()
+    }
+
+    /// Refuses (inside a transaction) when the thing does not exist.
+    pub(crate) async fn require_thing(
+        tx: &mut Transaction<'static, Sqlite>,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<()> {
+        match count_in(tx, "things", "name", scope, name).await? {
+            0 => Err(thing_not_found(name)),
+            _ => Ok(()),
+        }
     }
 
     async fn require_usable_type(
@@ -255,9 +272,7 @@ impl Store {
         .await?;
         match row {
             Some(r) => thing_from_row(scope, &r),
-            None => Err(StoreError::NotFound(format!(
-                "Thing {name} cannot be found."
-            ))),
+            None => Err(thing_not_found(name)),
         }
     }
 
@@ -326,7 +341,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut thing = Self::thing_in(&mut tx, scope, name)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("Thing {name} cannot be found.")))?;
+            .ok_or_else(|| thing_not_found(name))?;
         check_version("thing", name, update.expected_version, thing.version)?;
         if let Some(t) = &update.thing_type {
             if thing.thing_type.as_deref() != Some(t) {
@@ -865,11 +880,7 @@ impl Store {
         let g = Self::group_in(&mut tx, scope, group)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("Thing group {group} does not exist")))?;
-        if Self::thing_in(&mut tx, scope, thing).await?.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "Thing {thing} cannot be found."
-            )));
-        }
+        Self::require_thing(&mut tx, scope, thing).await?;
         let current: Vec<String> = sqlx::query_scalar(
             "SELECT group_name FROM thing_group_members WHERE account_id = ? AND region = ? AND thing_name = ?",
         )
@@ -929,11 +940,7 @@ impl Store {
                 "Thing group {group} does not exist"
             )));
         }
-        if Self::thing_in(&mut tx, scope, thing).await?.is_none() {
-            return Err(StoreError::NotFound(format!(
-                "Thing {thing} cannot be found."
-            )));
-        }
+        Self::require_thing(&mut tx, scope, thing).await?;
         sqlx::query(
             "DELETE FROM thing_group_members WHERE account_id = ? AND region = ? AND group_name = ? AND thing_name = ?",
         )
