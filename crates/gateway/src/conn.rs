@@ -16,9 +16,7 @@ use mqtt_proto::server::{ConnectRequest, SubscribeRequest};
 use mqtt_proto::{
     Close, CloseCause, Event, Message, ProtocolVersion, QoS, ReasonCode, ServerConnection, Session,
 };
-use policy::{
-    Action, CertificateInfo, CompiledPolicy, ConnectAttributes, ConnectionContext, ResourceKind,
-};
+use policy::{Action, CompiledPolicy, ConnectAttributes, ConnectionContext, ResourceKind};
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +25,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::Shared;
+use crate::cert_info::certificate_info;
 use crate::events;
 use crate::registry::{Authz, AuthzKey, Refusal, Registry, Scope};
 use crate::router::{Control, Handoff, Kick, Online, PubMsg, Tenant, lock};
@@ -933,41 +932,4 @@ pub fn reserved_publish_refusal(topic: &str, retain: bool) -> Option<&'static st
         return Some("response topics are published by the server only");
     }
     None
-}
-
-fn certificate_info(cert: &pki::Certificate) -> CertificateInfo {
-    let mut info = CertificateInfo {
-        serial_number: Some(cert.serial_hex()),
-        ..Default::default()
-    };
-    for a in &cert.subject().attributes {
-        if let Some(name) = a.policy_name {
-            info.subject
-                .entry(name.to_owned())
-                .or_default()
-                .push(a.value.clone());
-        }
-    }
-    for a in &cert.issuer().attributes {
-        if let Some(name) = a.policy_name {
-            info.issuer
-                .entry(name.to_owned())
-                .or_default()
-                .push(a.value.clone());
-        }
-    }
-    let san = cert.subject_alt_names();
-    let mut put = |k: &str, v: Vec<String>| {
-        if !v.is_empty() {
-            info.subject_alt_names.insert(k.to_owned(), v);
-        }
-    };
-    put("DNSName", san.dns_names.clone());
-    put("RFC822Name", san.rfc822_names.clone());
-    put("UniformResourceIdentifier", san.uris.clone());
-    put(
-        "IPAddress",
-        san.ip_addresses.iter().map(ToString::to_string).collect(),
-    );
-    info
 }

@@ -38,6 +38,7 @@
 //! QoS 0 one; MQTT 5 QoS 1 gets PUBACK 0x87. An unauthorized SUBSCRIBE filter gets 0x80 (3.1.1) / 0x87 (5).
 //! Unauthorized deliveries are skipped silently.
 
+mod cert_info;
 mod conn;
 mod events;
 mod metrics;
