@@ -370,7 +370,12 @@ impl ServerConnection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Events are large and rare on an idle connection: hold no queue between them.
+            self.events = VecDeque::new();
+        }
+        ev
     }
 
     /// Bytes to send, if any (all pending output in one chunk).
@@ -378,7 +383,9 @@ impl ServerConnection {
         if self.out.is_empty() {
             None
         } else {
-            Some(self.out.split().freeze())
+            // Taken whole, not split: a split would keep the allocation's spare capacity here, alive for as
+            // long as the connection waits for its next packet.
+            Some(std::mem::take(&mut self.out).freeze())
         }
     }
 

@@ -674,6 +674,11 @@ impl Decoder {
             return Ok(None);
         }
         let mut packet = self.buf.split_to(total).freeze();
+        if self.buf.is_empty() {
+            // Let go of the allocation the packet was split from (it lives on in the packet only), so a
+            // connection waiting for its next packet holds no buffer.
+            self.buf = BytesMut::new();
+        }
         let body = packet.split_off(1 + n);
         let p = decode_body(first >> 4, first & 0x0F, body, self.version)?;
         if let (Packet::Connect(c), None) = (&p, self.version) {
