@@ -4,12 +4,13 @@ each gets the protocol's refusal or a disconnect, and never affects a concurrent
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 import pytest
 
-from mqtt_helpers import (ALLOW_ALL, Paho, api_device, connect_packet, packet, publish_packet, raw_connect,
-                          tls_connect, unique, wait_closed)
+from mqtt_helpers import (ALLOW_ALL, WAIT, Paho, _str, api_device, connect_packet, packet, publish_packet,
+                          metrics, raw_connect, read_packet, tls_connect, unique, wait_closed)
 
 
 @pytest.fixture
@@ -150,3 +151,43 @@ def test_garbage_before_connect_is_logged_with_reason(server, dev):
         s.sendall(b"\x00\x05hello")
         assert wait_closed(s) == []
     assert _logged(server, port), "nothing in the log about this connection"
+
+
+def test_client_that_stops_reading_is_disconnected_without_affecting_others(server, dev, bystander):
+    # A subscriber that keeps pinging but never reads, flooded with messages: once the gateway holds more than a
+    # little for it, it stops reading from it (and drops its QoS 0 messages), so keep-alive ends the connection
+    # with the reason logged: 1.5 x 30 s, AWS's shortest keep-alive. The publisher and everyone else carry on.
+    topic = f"flood/{unique()}"
+    client_id = f"sleeper-{unique()}"
+    sleeper = tls_connect(server, dev)
+    sleeper.sendall(connect_packet(client_id, keepalive=30))
+    assert read_packet(sleeper) == (2, b"\x00\x00")
+    sleeper.sendall(packet(0x82, struct.pack("!H", 1) + _str(topic) + b"\x00"))
+    assert read_packet(sleeper) == (9, struct.pack("!H", 1) + b"\x00")
+    flooder = Paho(server, dev, f"flooder-{unique()}", v5=False).connect_ok()
+    payload = b"x" * 10_000
+
+    def logged(text: str) -> bool:
+        return any(client_id in l and text in l
+                   for l in server.stderr_path.read_text(errors="replace").splitlines())
+
+    try:
+        deadline = time.monotonic() + 90
+        full = 'onboard_gateway_messages_dropped_total{reason="client_queue_full"}'
+        while not logged("MQTT_KEEP_ALIVE_TIMEOUT"):
+            assert time.monotonic() < deadline, "a client that stopped reading was not disconnected in 90 s"
+            sleeper.sendall(b"\xc0\x00")  # PINGREQ: alive, just not reading
+            if metrics(server).get(full, 0) == 0:  # flood until its delivery queue overflows, then just wait
+                infos = [flooder.c.publish(topic, payload, qos=1) for _ in range(100)]
+                infos[-1].wait_for_publish(WAIT)
+            else:
+                time.sleep(0.5)
+        assert logged("did not read what it was sent")
+        assert not flooder.disconnects, flooder.disconnects
+        bystander()
+        # Behind the messages still in flight comes the end of the stream.
+        sent = wait_closed(sleeper, 30)
+        assert sent and all(t in (3, 13) for t, _ in sent), [t for t, _ in sent][:10]
+    finally:
+        flooder.close()
+        sleeper.close()

@@ -1,48 +1,45 @@
 //! One connection: TLS handshake, identity, then a task driving the sans-IO `ServerConnection`.
 //!
-//! The task owns the read half of the TLS stream and the protocol state; a separate writer task owns the write
-//! half and is fed through a bounded channel, so a client that stops reading never blocks this task (when the
-//! channel is full the connection is closed). Application messages arrive from the router on another bounded
-//! channel, control messages (takeover, kick) on an unbounded one, registry changes through a watch channel.
+//! One task owns the TLS transport and the protocol state, and never blocks on the socket: it reads and writes
+//! only when the socket is ready. While more than `WRITE_HIGH_WATER` encrypted bytes wait for a client, the task
+//! stops reading from it and stops taking its deliveries, so a client that does not read fills its delivery queue
+//! and is disconnected by the router. Application messages arrive from the router on a bounded channel, control
+//! messages (takeover, kick) on an unbounded one, registry changes through a watch channel.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+
 use mqtt_proto::server::{ConnectRequest, SubscribeRequest};
 use mqtt_proto::{
     Close, CloseCause, Event, Message, ProtocolVersion, QoS, ReasonCode, ServerConnection, Session,
 };
 use policy::{Action, CompiledPolicy, ConnectAttributes, ConnectionContext, ResourceKind};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio_rustls::LazyConfigAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::Shared;
 use crate::cert_info::certificate_info;
 use crate::events;
 use crate::registry::{Authz, AuthzKey, Refusal, Registry, Scope};
 use crate::router::{Control, Handoff, Kick, Online, PubMsg, Tenant, lock};
-use crate::tls::{ALPN_MQTT_CA, now_unix};
+use crate::tls::now_unix;
+use crate::transport::{Hello, Transport, TransportError};
 
 /// Time allowed for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Application messages buffered for a connection before QoS 0 ones are dropped / the client is disconnected.
 const DELIVERY_QUEUE: usize = 1024;
-/// Encoded chunks buffered for the writer before the client counts as not reading.
-const WRITE_QUEUE: usize = 256;
+/// Encrypted bytes waiting for the client above which its input and deliveries wait (see the module docs).
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// How long a closing connection waits for the client to take what is left to send.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most messages taken from the delivery queue per wake-up, so one busy subscription cannot starve input.
 const DELIVERY_BATCH: usize = 64;
 /// How long a new connection waits for the connection it takes over to hand its session over.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
-
-type Stream = TlsStream<TcpStream>;
 
 /// Accepts TLS on a fresh TCP connection and runs the MQTT connection. `_guard` is dropped when the task ends
 /// (shutdown waits for all of them).
@@ -53,28 +50,13 @@ pub async fn serve(
     _guard: mpsc::Sender<()>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let handshake = async {
-        let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-        let hello = start.client_hello();
-        let sni = hello.server_name().map(str::to_owned);
-        let wants_aws_alpn = hello
-            .alpn()
-            .is_some_and(|mut protocols| protocols.any(|p| p == ALPN_MQTT_CA));
-        let config = if wants_aws_alpn {
-            shared.tls.alpn.clone()
-        } else {
-            shared.tls.plain.clone()
-        };
-        let stream = start.into_stream(config).await?;
-        Ok::<_, std::io::Error>((stream, sni))
-    };
     // The task's future is as large as its largest state and lives as long as the connection, and a local moved
     // away before an `.await` still takes room in it. So the handshake is boxed (freed when done), and the
     // connection runs in a boxed future built in a block that ends before it is awaited: an idle connection
     // holds only what `drive` keeps.
-    let handshake = Box::pin(handshake);
+    let handshake = Box::pin(Transport::accept(tcp, &shared.tls));
     let connection = {
-        let (stream, sni) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        let (io, hello, early) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 shared.metrics.handshake("failed");
@@ -88,23 +70,15 @@ pub async fn serve(
             }
         };
         shared.metrics.handshake("ok");
-        let (conn, rd, writer) = establish(shared, stream, sni, peer);
-        Box::pin(drive(conn, rd, writer))
+        Box::pin(drive(establish(shared, io, hello, peer), early))
     };
     connection.await;
 }
 
-/// The protocol state of an established TLS connection, with the writer task started.
-fn establish(
-    shared: Arc<Shared>,
-    stream: Stream,
-    sni: Option<String>,
-    peer: SocketAddr,
-) -> (Box<Conn>, ReadHalf<Stream>, JoinHandle<()>) {
+/// The protocol state of an established TLS connection.
+fn establish(shared: Arc<Shared>, io: Transport, hello: Hello, peer: SocketAddr) -> Box<Conn> {
     // The verifier made a client certificate mandatory, so there is one; parse it for ids and policy variables.
-    let cert = stream
-        .get_ref()
-        .1
+    let cert = io
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|der| pki::Certificate::from_der(der));
@@ -116,19 +90,18 @@ fn establish(
         }
         None => PeerCert::Bad(Refusal::BadCertificate),
     };
+    let sni = hello.sni;
     let registry = shared.registry();
     let sni_scope = sni
         .as_deref()
         .and_then(|s| registry.account_for_sni(s, &shared.domain));
     drop(registry);
-    let (rd, wr) = tokio::io::split(stream);
-    let (wtx, wrx) = mpsc::channel(WRITE_QUEUE);
-    let writer = tokio::spawn(writer(wr, wrx));
     let (data_tx, data_rx) = mpsc::channel(DELIVERY_QUEUE);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let now = shared.now();
-    let conn = Box::new(Conn {
+    Box::new(Conn {
         conn: ServerConnection::new(shared.mqtt.clone(), now),
+        io,
         id: shared.next_conn_id(),
         shared,
         peer,
@@ -136,7 +109,6 @@ fn establish(
         sni,
         sni_scope,
         session_uuid: uuid::Uuid::new_v4().to_string(),
-        wtx,
         data_tx,
         ctl_tx,
         data_rx,
@@ -144,42 +116,21 @@ fn establish(
         state: None,
         kick_reason: None,
         takeover_tx: None,
-        write_overflow: false,
-    });
-    (conn, rd, writer)
+    })
 }
 
-/// Runs the connection task until the connection closes, then lets the writer flush.
+/// Runs the connection until it closes, then sends what is left and closes the TLS session; a client that does not
+/// read gets `CLOSE_TIMEOUT`. `early` is application data that arrived with the handshake.
 ///
 /// `conn` is boxed because an async fn's future keeps its by-value arguments twice (as received and as bound).
-async fn drive(mut conn: Box<Conn>, rd: ReadHalf<Stream>, writer: JoinHandle<()>) {
-    conn.run(rd).await;
-    drop(conn);
-    // The writer ends when its channel closes (after flushing); a client that does not read gets 5 s.
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(5), writer)
-        .await
-        .is_err()
-    {
-        abort.abort();
+async fn drive(mut conn: Box<Conn>, early: Vec<u8>) {
+    if !early.is_empty() {
+        conn.conn.handle_input(&early, conn.shared.now());
     }
-}
-
-async fn writer(mut wr: WriteHalf<Stream>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(b) = rx.recv().await {
-        if wr.write_all(&b).await.is_err() {
-            return;
-        }
-        while let Ok(b) = rx.try_recv() {
-            if wr.write_all(&b).await.is_err() {
-                return;
-            }
-        }
-        if wr.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+    drop(early);
+    conn.run().await;
+    let Conn { mut io, .. } = *conn;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.close()).await;
 }
 
 /// State of an accepted (CONNACKed) connection.
@@ -197,13 +148,13 @@ struct Connected {
 struct Conn {
     shared: Arc<Shared>,
     conn: ServerConnection,
+    io: Transport,
     id: u64,
     peer: SocketAddr,
     cert: PeerCert,
     sni: Option<String>,
     sni_scope: Option<Scope>,
     session_uuid: String,
-    wtx: mpsc::Sender<Bytes>,
     data_tx: mpsc::Sender<Box<Message>>,
     ctl_tx: mpsc::UnboundedSender<Control>,
     data_rx: mpsc::Receiver<Box<Message>>,
@@ -213,7 +164,6 @@ struct Conn {
     kick_reason: Option<&'static str>,
     /// Where the session goes when another connection took this client id over.
     takeover_tx: Option<oneshot::Sender<Option<Session>>>,
-    write_overflow: bool,
 }
 
 /// The client certificate. The parsed form (with its names, ~1.5 KiB) is needed only to decide the CONNECT;
@@ -237,8 +187,8 @@ impl PeerCert {
 
 /// What woke the connection task. Lives on the stack for one iteration.
 enum Wake {
-    /// Bytes read from the client; empty at end of stream.
-    Read(std::io::Result<Vec<u8>>),
+    Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
     Data(Option<Box<Message>>),
     Control(Option<Control>),
     Registry,
@@ -251,7 +201,7 @@ impl Conn {
         self.cert.id().unwrap_or("-")
     }
 
-    async fn run(&mut self, mut rd: ReadHalf<Stream>) {
+    async fn run(&mut self) {
         let mut registry_rx = self.shared.registry_rx.clone();
         registry_rx.mark_unchanged();
         let mut shutdown = self.shared.shutdown_rx.clone();
@@ -264,11 +214,19 @@ impl Conn {
                 .conn
                 .poll_timeout()
                 .map(|d| tokio::time::Instant::from_std(self.shared.epoch + d));
-            let reading = self.conn.wants_input();
-            let connected = self.state.is_some();
+            if let Err(e) = self.io.try_send() {
+                self.transport_failed(&e.into());
+                continue;
+            }
+            // A client that does not take what it is sent gets nothing more and is not read from (see module docs).
+            let open = self.io.unsent() < WRITE_HIGH_WATER;
+            let reading = open && self.io.may_read() && self.conn.wants_input();
+            let writing = self.io.unsent() > 0;
+            let delivering = open && self.state.is_some();
             let wake = tokio::select! {
-                r = read_some(&mut rd), if reading => Wake::Read(r),
-                m = self.data_rx.recv(), if connected => Wake::Data(m),
+                r = self.io.readable(), if reading => Wake::Readable(r),
+                r = self.io.writable(), if writing => Wake::Writable(r),
+                m = self.data_rx.recv(), if delivering => Wake::Data(m),
                 c = self.ctl_rx.recv() => Wake::Control(c),
                 r = registry_rx.changed() => match r {
                     Ok(()) => Wake::Registry,
@@ -279,8 +237,11 @@ impl Conn {
             };
             let now = self.shared.now();
             match wake {
-                Wake::Read(Ok(b)) if !b.is_empty() => self.conn.handle_input(&b, now),
-                Wake::Read(_) => self.conn.handle_transport_closed(now),
+                Wake::Readable(Ok(())) => self.receive(now),
+                Wake::Writable(Ok(())) => {} // written at the top of the loop
+                Wake::Readable(Err(e)) | Wake::Writable(Err(e)) => {
+                    self.transport_failed(&e.into());
+                }
                 Wake::Data(Some(m)) => {
                     self.deliver(*m);
                     for _ in 1..DELIVERY_BATCH {
@@ -336,27 +297,40 @@ impl Conn {
         }
     }
 
-    /// Hands the encoded output to the writer. True if the writer's queue overflowed just now (the connection is
-    /// then closed, which produces an event to handle).
+    /// Encrypts the protocol's output for the client. True if that failed just now (the connection is then
+    /// closed, which produces an event to handle).
     fn flush(&mut self) -> bool {
         while let Some(b) = self.conn.poll_transmit() {
-            if self.write_overflow {
-                continue;
-            }
-            if self.wtx.try_send(b).is_err() {
-                self.write_overflow = true;
-                tracing::warn!(client_id = self.client_id(), cert_id = self.cert_id(), peer = %self.peer,
-                    "disconnecting: the client does not read (write queue full)");
-                self.shared.metrics.dropped("write_queue_full");
-                self.kick_reason
-                    .get_or_insert("SERVER_INITIATED_DISCONNECT");
-                let now = self.shared.now();
-                self.conn
-                    .disconnect(ReasonCode::QuotaExceeded, "client not reading", now);
+            if let Err(e) = self.io.send(&b) {
+                self.transport_failed(&e);
                 return true;
             }
         }
         false
+    }
+
+    /// Decrypts what the socket has and hands it to the protocol; the end of the stream closes the connection.
+    fn receive(&mut self, now: Duration) {
+        let mut plain = Vec::new();
+        let result = self.io.try_receive(&mut plain);
+        if !plain.is_empty() {
+            self.conn.handle_input(&plain, now);
+        }
+        match result {
+            Ok(()) if self.io.may_read() => {}
+            Ok(()) => self.conn.handle_transport_closed(now),
+            Err(e) => self.transport_failed(&e),
+        }
+    }
+
+    /// The socket or the TLS session failed: the connection is lost (its will is published).
+    fn transport_failed(&mut self, e: &TransportError) {
+        if !self.conn.is_closed() {
+            tracing::info!(client_id = self.client_id(), cert_id = self.cert_id(), peer = %self.peer,
+                error = %e, "connection lost");
+        }
+        let now = self.shared.now();
+        self.conn.handle_transport_closed(now);
     }
 
     async fn on_event(&mut self, ev: Event) {
@@ -749,6 +723,15 @@ impl Conn {
         self.shared.metrics.disconnect(reason);
         tracing::info!(client_id = &*st.client_id, cert_id = self.cert_id(), peer = %self.peer,
             disconnect_reason = reason, detail = %close.text, "client disconnected");
+        if self.io.unsent() >= WRITE_HIGH_WATER {
+            // Its input was not being read either, so a keep-alive timeout here means it stopped reading.
+            tracing::warn!(
+                client_id = &*st.client_id,
+                cert_id = self.cert_id(),
+                unsent_bytes = self.io.unsent(),
+                "the client did not read what it was sent"
+            );
+        }
         if let Some(w) = close.will {
             let allowed = reserved_publish_refusal(&w.topic, w.retain).is_none()
                 && st
@@ -864,24 +847,6 @@ impl Conn {
             );
         }
     }
-}
-
-/// Bytes the connection task reads at once.
-const READ_CHUNK: usize = 2048;
-
-/// Reads what the TLS stream has (at most `READ_CHUNK` bytes; empty at end of stream). The bytes go through a
-/// buffer on the poll's stack, so a connection waiting for input holds no read buffer (an idle connection's
-/// memory is what limits how many a gateway holds). Cancel-safe: bytes are taken only when the read completes.
-fn read_some(rd: &mut ReadHalf<Stream>) -> impl Future<Output = std::io::Result<Vec<u8>>> + '_ {
-    std::future::poll_fn(move |cx| {
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut buf = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut *rd).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().to_vec())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -5,13 +5,13 @@
 //! # Design
 //!
 //! ```text
-//! TCP accept ─► TLS (rustls, LazyConfigAcceptor: SNI, ALPN) ─► identity ─► connection task ─► router
+//! TCP accept ─► TLS (rustls unbuffered: SNI, ALPN) ─► identity ─► connection task ─► router
 //!                 any well-formed client cert,                  cert id =     ServerConnection    per (account,
 //!                 handshake signature verified                  sha256(DER)   (mqtt-proto),       region): trie,
 //!                                                               → Registry    compiled policy     sessions, retained
 //! ```
 //!
-//! * **TLS** (`tls`): a client certificate is required, but any well-formed one passes the handshake (only the
+//! * **TLS** (`tls`, `transport`): a client certificate is required, but any well-formed one passes the handshake (only the
 //!   handshake signature, i.e. possession of the key, is verified; X.509 v1 certificates, which webpki refuses
 //!   but `openssl x509 -req` issues, have it verified over their bare public key). The registry decides
 //!   afterwards, so the refusal carries a reason (CONNACK not-authorized with a reason string, and the log line
@@ -28,8 +28,10 @@
 //!   once at CONNECT; every PUBLISH, SUBSCRIBE and delivery is checked against the compiled form (no database, no
 //!   ARN building). On a registry change each connection re-resolves its certificate (disconnecting with
 //!   AWS reason `AUTH_ERROR` when it is no longer acceptable) and recompiles only if its policy versions or thing
-//!   changed. A separate writer task per connection owns the socket's write half behind a bounded queue, so a
-//!   client that stops reading is disconnected instead of blocking anyone.
+//!   changed. The task drives the TLS session itself through rustls's unbuffered API (`transport`), so an idle
+//!   connection holds no TLS buffers, and never waits on the socket: a client that stops reading gets nothing more
+//!   and is not read from until it catches up, so it blocks no one and keep-alive or its full delivery queue ends
+//!   it.
 //! * **Router** (`router`): per account and region a topic trie, the clients (online or offline persistent
 //!   session) and retained messages; lifecycle events are published into the same tenant. Retained messages are
 //!   written through to the store by one background task, in order, and loaded at start.
@@ -45,6 +47,7 @@ mod metrics;
 mod registry;
 mod router;
 mod tls;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
