@@ -374,18 +374,15 @@ impl Conn {
         } else {
             Arc::from(connect.client_id.as_str())
         };
-        let authz = registry.authz(&scope, cert.id(), &client_id);
+        let mut authz = registry.authz(&scope, cert.id(), &client_id);
         let mut ctx = ConnectionContext::new(&*client_id, &*scope.account_id, &*scope.region);
         ctx.source_ip = Some(self.peer.ip());
         ctx.certificate = Some(certificate_info(cert));
-        ctx.thing = authz.key.thing.clone();
         ctx.connect_attributes = ConnectAttributes {
             persistent_connect: !connect.clean_start || req.session_expiry > 0,
             last_will: connect.will.is_some(),
         };
-        let docs: Vec<policy::PolicyDocument> =
-            authz.policies.iter().map(|p| p.document.clone()).collect();
-        let compiled = policy::compile(&docs, &ctx);
+        let compiled = compile(&mut authz, &mut ctx);
         if !compiled
             .evaluate_resource(Action::Connect, ResourceKind::Client, &client_id)
             .is_allowed()
@@ -815,14 +812,11 @@ impl Conn {
             );
             return;
         }
-        let authz = registry.authz(&st.scope, cert_id, &st.client_id);
+        let mut authz = registry.authz(&st.scope, cert_id, &st.client_id);
         if authz.key == st.authz_key {
             return;
         }
-        st.ctx.thing = authz.key.thing.clone();
-        let docs: Vec<policy::PolicyDocument> =
-            authz.policies.iter().map(|p| p.document.clone()).collect();
-        st.policy = policy::compile(&docs, &st.ctx);
+        st.policy = compile(&mut authz, &mut st.ctx);
         st.authz_key = authz.key;
         tracing::debug!(
             client_id = &*st.client_id,
@@ -847,6 +841,17 @@ impl Conn {
             );
         }
     }
+}
+
+/// Compiles the connection's policies. The thing is lent to the context only for compiling, so a connection keeps
+/// one copy of it (in its `AuthzKey`).
+fn compile(authz: &mut Authz, ctx: &mut ConnectionContext) -> CompiledPolicy {
+    ctx.thing = authz.key.thing.take();
+    let docs: Vec<policy::PolicyDocument> =
+        authz.policies.iter().map(|p| p.document.clone()).collect();
+    let compiled = policy::compile(&docs, ctx);
+    authz.key.thing = ctx.thing.take();
+    compiled
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -84,10 +84,6 @@ impl Action {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -112,6 +108,14 @@ impl ActionSet {
 
     pub(crate) fn complement(self) -> ActionSet {
         ActionSet(!self.0 & ActionSet::ALL.0)
+    }
+
+    pub(crate) fn union(self, other: ActionSet) -> ActionSet {
+        ActionSet(self.0 | other.0)
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
     }
 
     /// The data-plane actions matched by the policy `Action` entries.

@@ -336,10 +336,12 @@ mod tests {
             attributes: [("floor".to_owned(), "3".to_owned())].into(),
             is_attached: true,
         });
-        let mut cert = CertificateInfo::default();
-        cert.subject
-            .insert("Country".into(), vec!["US".into(), "DE".into()]);
-        c.certificate = Some(cert);
+        c.certificate = Some(
+            CertificateInfo::builder()
+                .subject("Country", "US")
+                .subject("Country", "DE")
+                .build(),
+        );
         c.connect_attributes.persistent_connect = true;
         c
     }

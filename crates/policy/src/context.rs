@@ -1,6 +1,7 @@
 //! What is known about a connection, and how policy variables / condition keys resolve
 //! against it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -9,13 +10,13 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionContext {
     /// MQTT client id (`iot:ClientId`).
-    pub client_id: String,
+    pub client_id: Box<str>,
     /// Account id the connection belongs to (ARN account field).
-    pub account_id: String,
+    pub account_id: Box<str>,
     /// Region (ARN region field).
-    pub region: String,
+    pub region: Box<str>,
     /// ARN partition, `"aws"` by default.
-    pub partition: String,
+    pub partition: Cow<'static, str>,
     /// Peer address (`aws:SourceIp`).
     pub source_ip: Option<IpAddr>,
     /// The client certificate, if the connection authenticated with one.
@@ -30,15 +31,15 @@ impl ConnectionContext {
     /// A context with the given client id, account and region, partition `aws`, and nothing
     /// else known.
     pub fn new(
-        client_id: impl Into<String>,
-        account_id: impl Into<String>,
-        region: impl Into<String>,
+        client_id: impl Into<Box<str>>,
+        account_id: impl Into<Box<str>>,
+        region: impl Into<Box<str>>,
     ) -> ConnectionContext {
         ConnectionContext {
             client_id: client_id.into(),
             account_id: account_id.into(),
             region: region.into(),
-            partition: "aws".to_owned(),
+            partition: Cow::Borrowed("aws"),
             source_ip: None,
             certificate: None,
             thing: None,
@@ -47,25 +48,225 @@ impl ConnectionContext {
     }
 }
 
-/// Certificate attributes, keyed by the names AWS uses in policy variables.
+/// Certificate attributes, keyed by the names AWS uses in policy variables. Built with
+/// [`CertificateInfo::builder`]; stored compactly, as every connection keeps one.
 ///
-/// `subject`/`issuer` keys: `CommonName`, `Organization`, `OrganizationalUnit`, `Country`,
+/// `subject`/`issuer` names: `CommonName`, `Organization`, `OrganizationalUnit`, `Country`,
 /// `State`, `SerialNumber`, `DistinguishedNameQualifier`, `Title`, `Surname`, `GivenName`,
-/// `Initials`, `Pseudonym`, `GenerationQualifier`. Alternative-name keys: `RFC822Name`,
-/// `DNSName`, `DirectoryName`, `UniformResourceIdentifier`, `IPAddress`. Values in
-/// certificate order; only the first five of each are visible to policies (AWS's limit).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Initials`, `Pseudonym`, `GenerationQualifier`. Alternative-name types: `RFC822Name`,
+/// `DNSName`, `DirectoryName`, `UniformResourceIdentifier`, `IPAddress`. Names are
+/// case-insensitive; values keep certificate order; only the first five values of each are
+/// kept, as only those are visible to policies (AWS's limit); other names are dropped, as no
+/// policy variable can read them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CertificateInfo {
-    /// Subject DN attributes.
-    pub subject: BTreeMap<String, Vec<String>>,
-    /// Issuer DN attributes.
-    pub issuer: BTreeMap<String, Vec<String>>,
-    /// Subject alternative names by type.
-    pub subject_alt_names: BTreeMap<String, Vec<String>>,
-    /// Issuer alternative names by type.
-    pub issuer_alt_names: BTreeMap<String, Vec<String>>,
-    /// Certificate serial number as AWS prints it (`iot:Certificate.SerialNumber`).
-    pub serial_number: Option<String>,
+    /// All values, concatenated in `entries` order.
+    text: Box<str>,
+    /// One per value, sorted by key (values of one key in certificate order).
+    entries: Box<[Entry]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    key: Key,
+    /// Where the value ends in `CertificateInfo::text`; it starts where the previous one ends.
+    end: u32,
+}
+
+/// A name in one of the four groups, or the serial number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    group: Group,
+    /// Index into [`Group::names`].
+    name: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    Subject,
+    Issuer,
+    SubjectAltName,
+    IssuerAltName,
+    SerialNumber,
+}
+
+impl Group {
+    const ALL: [Group; 5] = [
+        Group::Subject,
+        Group::Issuer,
+        Group::SubjectAltName,
+        Group::IssuerAltName,
+        Group::SerialNumber,
+    ];
+
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Group::Subject | Group::Issuer => DN_ATTRS,
+            Group::SubjectAltName | Group::IssuerAltName => ALT_NAMES,
+            Group::SerialNumber => &["SerialNumber"],
+        }
+    }
+
+    /// `name` (any case) as a key of this group.
+    fn key(self, name: &str) -> Option<Key> {
+        let i = self
+            .names()
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))?;
+        Some(Key {
+            group: self,
+            name: u8::try_from(i).ok()?,
+        })
+    }
+}
+
+impl CertificateInfo {
+    /// An empty builder.
+    pub fn builder() -> CertificateInfoBuilder {
+        CertificateInfoBuilder::default()
+    }
+
+    /// The values of subject DN attribute `name` (e.g. `"CommonName"`), in certificate order.
+    pub fn subject<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.values(Group::Subject.key(name))
+    }
+
+    /// The values of issuer DN attribute `name`, in certificate order.
+    pub fn issuer<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.values(Group::Issuer.key(name))
+    }
+
+    /// The subject alternative names of type `name` (e.g. `"DNSName"`), in certificate order.
+    pub fn subject_alt_names<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.values(Group::SubjectAltName.key(name))
+    }
+
+    /// The issuer alternative names of type `name`, in certificate order.
+    pub fn issuer_alt_names<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        self.values(Group::IssuerAltName.key(name))
+    }
+
+    /// The serial number as AWS prints it (`iot:Certificate.SerialNumber`).
+    pub fn serial_number(&self) -> Option<&str> {
+        self.values(Some(SERIAL)).next()
+    }
+
+    fn values(&self, key: Option<Key>) -> impl Iterator<Item = &str> + use<'_> {
+        self.entries()
+            .filter(move |(k, _)| Some(*k) == key)
+            .map(|(_, v)| v)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (Key, &str)> {
+        let mut start = 0;
+        self.entries.iter().map(move |e| {
+            let end = e.end as usize;
+            let value = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            (e.key, value)
+        })
+    }
+}
+
+const SERIAL: Key = Key {
+    group: Group::SerialNumber,
+    name: 0,
+};
+
+impl std::fmt::Debug for CertificateInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Values<'a>(&'a CertificateInfo, Key);
+        impl std::fmt::Debug for Values<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list().entries(self.0.values(Some(self.1))).finish()
+            }
+        }
+        struct Names<'a>(&'a CertificateInfo, Group);
+        impl std::fmt::Debug for Names<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut keys: Vec<Key> = self.0.entries.iter().map(|e| e.key).collect();
+                keys.dedup();
+                let names = self.1.names();
+                f.debug_map()
+                    .entries(keys.into_iter().filter(|k| k.group == self.1).map(|k| {
+                        let name = names.get(usize::from(k.name)).copied().unwrap_or("?");
+                        (name, Values(self.0, k))
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_struct("CertificateInfo")
+            .field("subject", &Names(self, Group::Subject))
+            .field("issuer", &Names(self, Group::Issuer))
+            .field("subject_alt_names", &Names(self, Group::SubjectAltName))
+            .field("issuer_alt_names", &Names(self, Group::IssuerAltName))
+            .field("serial_number", &self.serial_number())
+            .finish()
+    }
+}
+
+/// Collects the attributes of a certificate for a [`CertificateInfo`].
+#[derive(Debug, Clone, Default)]
+pub struct CertificateInfoBuilder {
+    values: Vec<(Key, String)>,
+}
+
+impl CertificateInfoBuilder {
+    /// Adds a value of subject DN attribute `name`.
+    pub fn subject(&mut self, name: &str, value: &str) -> &mut Self {
+        self.add(Group::Subject.key(name), value)
+    }
+
+    /// Adds a value of issuer DN attribute `name`.
+    pub fn issuer(&mut self, name: &str, value: &str) -> &mut Self {
+        self.add(Group::Issuer.key(name), value)
+    }
+
+    /// Adds a subject alternative name of type `name`.
+    pub fn subject_alt_name(&mut self, name: &str, value: &str) -> &mut Self {
+        self.add(Group::SubjectAltName.key(name), value)
+    }
+
+    /// Adds an issuer alternative name of type `name`.
+    pub fn issuer_alt_name(&mut self, name: &str, value: &str) -> &mut Self {
+        self.add(Group::IssuerAltName.key(name), value)
+    }
+
+    /// Sets the serial number.
+    pub fn serial_number(&mut self, serial: &str) -> &mut Self {
+        self.values.retain(|(k, _)| *k != SERIAL);
+        self.add(Some(SERIAL), serial)
+    }
+
+    fn add(&mut self, key: Option<Key>, value: &str) -> &mut Self {
+        if let Some(key) = key {
+            let count = self.values.iter().filter(|(k, _)| *k == key).count();
+            if count < MAX_LIST {
+                self.values.push((key, value.to_owned()));
+            }
+        }
+        self
+    }
+
+    /// The certificate info, with exactly the memory it needs.
+    pub fn build(&self) -> CertificateInfo {
+        let mut values: Vec<&(Key, String)> = self.values.iter().collect();
+        // Stable: keeps certificate order within a key.
+        values.sort_by_key(|(k, _)| *k);
+        let mut text = String::with_capacity(values.iter().map(|(_, v)| v.len()).sum());
+        let mut entries = Vec::with_capacity(values.len());
+        for (key, value) in values {
+            let Ok(end) = u32::try_from(text.len() + value.len()) else {
+                break; // Over 4 GiB of names: not from a real certificate.
+            };
+            text.push_str(value);
+            entries.push(Entry { key: *key, end });
+        }
+        CertificateInfo {
+            text: text.into_boxed_str(),
+            entries: entries.into_boxed_slice(),
+        }
+    }
 }
 
 /// The thing associated with the connection.
@@ -189,7 +390,7 @@ pub(crate) fn resolve_key(ctx: &ConnectionContext, name: &str) -> KeyValue {
             return ctx
                 .certificate
                 .as_ref()
-                .and_then(|c| c.serial_number.as_deref())
+                .and_then(CertificateInfo::serial_number)
                 .map_or(KeyValue::Missing, one);
         }
         "iot:certificate.availablekeys" => {
@@ -247,22 +448,17 @@ fn resolve_cert(ctx: &ConnectionContext, issuer: bool, rest: &str) -> KeyValue {
     let Some(cert) = ctx.certificate.as_ref() else {
         return KeyValue::Missing;
     };
-    let map = match (issuer, alt) {
-        (false, false) => &cert.subject,
-        (true, false) => &cert.issuer,
-        (false, true) => &cert.subject_alt_names,
-        (true, true) => &cert.issuer_alt_names,
+    let group = match (issuer, alt) {
+        (false, false) => Group::Subject,
+        (true, false) => Group::Issuer,
+        (false, true) => Group::SubjectAltName,
+        (true, true) => Group::IssuerAltName,
     };
-    let values: Vec<String> = map
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(canonical))
-        .map(|(_, v)| {
-            v.iter()
-                .take(MAX_LIST)
-                .map(|s| if alt { s.clone() } else { escape_dn(s) })
-                .collect()
-        })
-        .unwrap_or_default();
+    let values: Vec<String> = cert
+        .values(group.key(canonical))
+        .take(MAX_LIST)
+        .map(|s| if alt { s.to_owned() } else { escape_dn(s) })
+        .collect();
     match sel {
         Sel::List if values.is_empty() => KeyValue::Missing,
         Sel::List => KeyValue::Many(values),
@@ -287,27 +483,19 @@ fn escape_dn(s: &str) -> String {
 
 fn available_keys(cert: &CertificateInfo) -> Vec<String> {
     let mut keys = Vec::new();
-    for (label, map, names) in [
-        ("Subject.", &cert.subject, DN_ATTRS),
-        ("Issuer.", &cert.issuer, DN_ATTRS),
-        (
-            "Subject.AlternativeName.",
-            &cert.subject_alt_names,
-            ALT_NAMES,
-        ),
-        ("Issuer.AlternativeName.", &cert.issuer_alt_names, ALT_NAMES),
-    ] {
-        for name in names {
-            if map
-                .iter()
-                .any(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_empty())
-            {
+    for group in Group::ALL {
+        let label = match group {
+            Group::Subject => "Subject.",
+            Group::Issuer => "Issuer.",
+            Group::SubjectAltName => "Subject.AlternativeName.",
+            Group::IssuerAltName => "Issuer.AlternativeName.",
+            Group::SerialNumber => "",
+        };
+        for name in group.names() {
+            if cert.values(group.key(name)).next().is_some() {
                 keys.push(format!("iot:Certificate.{label}{name}"));
             }
         }
-    }
-    if cert.serial_number.is_some() {
-        keys.push("iot:Certificate.SerialNumber".to_owned());
     }
     keys
 }
@@ -319,21 +507,18 @@ mod tests {
     fn ctx() -> ConnectionContext {
         let mut c = ConnectionContext::new("dev-1", "123456789012", "us-east-1");
         c.source_ip = "192.0.2.7".parse().ok();
-        let mut cert = CertificateInfo::default();
-        cert.subject
-            .insert("CommonName".into(), vec!["dev-1".into()]);
-        cert.subject
-            .insert("Country".into(), vec!["US".into(), "DE".into()]);
-        cert.subject
-            .insert("Organization".into(), vec!["Acme, Inc".into()]);
-        cert.issuer
-            .insert("CommonName".into(), vec!["Acme CA".into()]);
-        cert.subject_alt_names.insert(
-            "DNSName".into(),
-            vec!["a.example".into(), "b.example".into()],
+        c.certificate = Some(
+            CertificateInfo::builder()
+                .subject("CommonName", "dev-1")
+                .subject("Country", "US")
+                .subject("Organization", "Acme, Inc")
+                .subject("Country", "DE")
+                .issuer("CommonName", "Acme CA")
+                .subject_alt_name("DNSName", "a.example")
+                .subject_alt_name("DNSName", "b.example")
+                .serial_number("0a1b")
+                .build(),
         );
-        cert.serial_number = Some("0a1b".into());
-        c.certificate = Some(cert);
         c.thing = Some(ThingInfo {
             name: "thing-1".into(),
             type_name: Some("Meter".into()),
@@ -403,6 +588,35 @@ mod tests {
     }
 
     #[test]
+    fn certificate_info_builder() {
+        let mut b = CertificateInfo::builder();
+        for i in 0..7 {
+            b.issuer("organizationalunit", &format!("ou{i}"));
+        }
+        b.subject("Colour", "blue")
+            .subject("CommonName", "a")
+            .serial_number("01")
+            .serial_number("02");
+        let info = b.build();
+        assert_eq!(
+            info.issuer("OrganizationalUnit").collect::<Vec<_>>(),
+            ["ou0", "ou1", "ou2", "ou3", "ou4"]
+        );
+        assert_eq!(info.subject("COMMONNAME").collect::<Vec<_>>(), ["a"]);
+        assert_eq!(info.subject("Colour").count(), 0);
+        assert_eq!(info.subject_alt_names("DNSName").count(), 0);
+        assert_eq!(info.serial_number(), Some("02"));
+        assert_eq!(
+            format!("{info:?}"),
+            r#"CertificateInfo { subject: {"CommonName": ["a"]}, issuer: {"OrganizationalUnit": ["ou0", "ou1", "ou2", "ou3", "ou4"]}, subject_alt_names: {}, issuer_alt_names: {}, serial_number: Some("02") }"#
+        );
+        assert_eq!(
+            CertificateInfo::builder().build(),
+            CertificateInfo::default()
+        );
+    }
+
+    #[test]
     fn unattached_thing_does_not_resolve() {
         let mut c = ctx();
         if let Some(t) = c.thing.as_mut() {
@@ -431,9 +645,9 @@ mod tests {
             c.client_id = bad.into();
             assert_eq!(substitution(&c, "iot:ClientId"), None, "{bad}");
         }
-        c.client_id = "a".repeat(1025);
+        c.client_id = "a".repeat(1025).into();
         assert_eq!(substitution(&c, "iot:ClientId"), None);
-        c.client_id = "a".repeat(1024);
+        c.client_id = "a".repeat(1024).into();
         assert!(substitution(&c, "iot:ClientId").is_some());
         assert_eq!(
             substitution(&c, "iot:Certificate.Subject.Country.List"),

@@ -2,11 +2,11 @@
 //! one character. MQTT `+` and `#` are ordinary characters here.
 //!
 //! A [`Glob`] is built once (at compile time) and matched many times without allocating. The
-//! subject may be given in two pieces (`head` + `tail`) so that the gateway can match
-//! `arn:aws:iot:<region>:<account>:topic/` + `<topic>` without building the ARN string.
+//! subject may be given in pieces so that the gateway can match
+//! `arn:aws:iot:<region>:<account>:` + `topic/` + `<topic>` without building the ARN string.
 
 /// One element of a general pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Token {
     /// Text that must appear verbatim.
     Lit(Box<str>),
@@ -17,7 +17,7 @@ pub(crate) enum Token {
 }
 
 /// A compiled wildcard pattern, specialised for the common shapes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Glob {
     /// `*`.
     Any,
@@ -71,7 +71,13 @@ impl GlobBuilder {
     /// Finishes the pattern.
     pub(crate) fn build(mut self) -> Glob {
         self.flush();
-        let mut toks = self.toks;
+        Glob::from_tokens(self.toks)
+    }
+}
+
+impl Glob {
+    /// `toks` must be normalised: no empty literal, no two adjacent literals or stars.
+    fn from_tokens(mut toks: Vec<Token>) -> Glob {
         match toks.as_mut_slice() {
             [] => Glob::Exact("".into()),
             [Token::Star] => Glob::Any,
@@ -80,9 +86,38 @@ impl GlobBuilder {
             _ => Glob::General(toks.into_boxed_slice()),
         }
     }
-}
 
-impl Glob {
+    /// The pattern `q` such that this pattern matches `prefix + x` exactly when `q` matches
+    /// `x`, and matches nothing else; `None` unless the pattern begins with the literal
+    /// `prefix`.
+    pub(crate) fn strip_prefix(&self, prefix: &str) -> Option<Glob> {
+        let rest = |lit: &str| lit.strip_prefix(prefix).map(Box::<str>::from);
+        Some(match self {
+            Glob::Any => return None,
+            Glob::Exact(s) => Glob::Exact(rest(s)?),
+            Glob::Prefix(s) => {
+                let r = rest(s)?;
+                if r.is_empty() {
+                    Glob::Any
+                } else {
+                    Glob::Prefix(r)
+                }
+            }
+            Glob::General(toks) => {
+                let (Token::Lit(first), others) = toks.split_first()? else {
+                    return None;
+                };
+                let r = rest(first)?;
+                let mut out = Vec::with_capacity(toks.len());
+                if !r.is_empty() {
+                    out.push(Token::Lit(r));
+                }
+                out.extend(others.iter().cloned());
+                Glob::from_tokens(out)
+            }
+        })
+    }
+
     /// Compiles policy text where `*` and `?` are wildcards.
     pub(crate) fn new(pattern: &str) -> Glob {
         let mut b = GlobBuilder::default();
@@ -91,42 +126,63 @@ impl Glob {
     }
 
     /// Does the pattern match `text`?
+    #[inline]
     pub(crate) fn is_match(&self, text: &str) -> bool {
-        self.is_match_split(text, "")
+        match self {
+            Glob::Any => true,
+            Glob::Exact(s) => **s == *text,
+            Glob::Prefix(p) => text.starts_with(&**p),
+            Glob::General(toks) => general_match(toks, &Text::new([text])),
+        }
     }
 
-    /// Does the pattern match the concatenation `head + tail`? Never allocates.
-    pub(crate) fn is_match_split(&self, head: &str, tail: &str) -> bool {
-        let text = Text {
-            a: head.as_bytes(),
-            b: tail.as_bytes(),
-        };
+    /// Does the pattern match the concatenation `a + b`? Never allocates.
+    pub(crate) fn is_match_split(&self, a: &str, b: &str) -> bool {
+        self.matches(&Text::new([a, b]))
+    }
+
+    /// Does the pattern match the concatenation `a + b + c`? Never allocates.
+    pub(crate) fn is_match_parts(&self, a: &str, b: &str, c: &str) -> bool {
+        self.matches(&Text::new([a, b, c]))
+    }
+
+    fn matches<const N: usize>(&self, text: &Text<'_, N>) -> bool {
         match self {
             Glob::Any => true,
             Glob::Exact(s) => text.len() == s.len() && text.starts_with_at(0, s.as_bytes()),
             Glob::Prefix(p) => text.starts_with_at(0, p.as_bytes()),
-            Glob::General(toks) => general_match(toks, &text),
+            Glob::General(toks) => general_match(toks, text),
         }
     }
 }
 
-/// The subject: two UTF-8 byte strings, logically concatenated.
-struct Text<'a> {
-    a: &'a [u8],
-    b: &'a [u8],
+/// The subject: `N` UTF-8 byte strings, logically concatenated. (Generic so that the loops over
+/// the parts unroll.)
+struct Text<'a, const N: usize> {
+    parts: [&'a [u8]; N],
+    len: usize,
 }
 
-impl Text<'_> {
+impl<'a, const N: usize> Text<'a, N> {
+    fn new(parts: [&'a str; N]) -> Self {
+        Text {
+            parts: parts.map(str::as_bytes),
+            len: parts.iter().map(|p| p.len()).sum(),
+        }
+    }
+
     fn len(&self) -> usize {
-        self.a.len() + self.b.len()
+        self.len
     }
 
-    fn byte(&self, i: usize) -> Option<u8> {
-        if i < self.a.len() {
-            self.a.get(i).copied()
-        } else {
-            self.b.get(i - self.a.len()).copied()
+    fn byte(&self, mut i: usize) -> Option<u8> {
+        for part in self.parts {
+            match part.get(i) {
+                Some(&b) => return Some(b),
+                None => i -= part.len(),
+            }
         }
+        None
     }
 
     /// Length in bytes of the character starting at byte `i` (a character boundary).
@@ -139,26 +195,51 @@ impl Text<'_> {
         }
     }
 
-    fn starts_with_at(&self, i: usize, lit: &[u8]) -> bool {
-        if i + lit.len() > self.len() {
+    fn starts_with_at(&self, mut i: usize, mut lit: &[u8]) -> bool {
+        if i + lit.len() > self.len {
             return false;
         }
-        let a = self.a;
-        if i >= a.len() {
-            return self
-                .b
-                .get(i - a.len()..)
-                .is_some_and(|rest| rest.starts_with(lit));
+        for part in self.parts {
+            let Some(here) = part.get(i..) else {
+                i -= part.len();
+                continue;
+            };
+            let n = here.len().min(lit.len());
+            let (now, later) = lit.split_at(n);
+            if here.get(..n) != Some(now) {
+                return false;
+            }
+            if later.is_empty() {
+                return true;
+            }
+            lit = later;
+            i = 0;
         }
-        let in_a = (a.len() - i).min(lit.len());
-        a.get(i..i + in_a) == lit.get(..in_a)
-            && lit.get(in_a..).is_some_and(|rest| self.b.starts_with(rest))
+        lit.is_empty()
+    }
+
+    /// The first position at or after `i` holding byte `b`, or the length.
+    fn find_byte(&self, mut i: usize, b: u8) -> usize {
+        let mut offset = 0;
+        for part in self.parts {
+            match part.get(i..) {
+                Some(here) => {
+                    if let Some(k) = here.iter().position(|&x| x == b) {
+                        return offset + i + k;
+                    }
+                    i = 0;
+                }
+                None => i -= part.len(),
+            }
+            offset += part.len();
+        }
+        self.len
     }
 }
 
 /// Iterative wildcard matching with backtracking to the most recent `*` only: linear in
 /// practice, O(pattern × text) worst case, no recursion, no allocation.
-fn general_match(toks: &[Token], text: &Text<'_>) -> bool {
+fn general_match<const N: usize>(toks: &[Token], text: &Text<'_, N>) -> bool {
     let len = text.len();
     let (mut t, mut i) = (0usize, 0usize);
     // (token index after the last star, text position that star currently absorbs up to)
@@ -188,7 +269,14 @@ fn general_match(toks: &[Token], text: &Text<'_>) -> bool {
         }
         match star {
             Some((st, si)) if si < len => {
-                let ni = si + text.char_len(si);
+                let mut ni = si + text.char_len(si);
+                // A literal after the star can only start at its first byte (a character
+                // boundary, as that byte does not continue a UTF-8 sequence).
+                if let Some(Token::Lit(s)) = toks.get(st)
+                    && let Some(&b) = s.as_bytes().first()
+                {
+                    ni = text.find_byte(ni, b);
+                }
                 star = Some((st, ni));
                 t = st;
                 i = ni;
@@ -220,12 +308,17 @@ mod tests {
             expected,
             "{pattern:?} vs {text:?} ({g:?})"
         );
-        for k in (0..=text.len()).filter(|&k| text.is_char_boundary(k)) {
-            assert_eq!(
-                g.is_match_split(&text[..k], &text[k..]),
-                expected,
-                "{pattern:?} vs {text:?} split at {k}"
-            );
+        let bounds: Vec<usize> = (0..=text.len())
+            .filter(|&k| text.is_char_boundary(k))
+            .collect();
+        for &j in &bounds {
+            for &k in bounds.iter().filter(|&&k| k >= j) {
+                assert_eq!(
+                    g.is_match_parts(&text[..j], &text[j..k], &text[k..]),
+                    expected,
+                    "{pattern:?} vs {text:?} split at {j}, {k}"
+                );
+            }
         }
     }
 
@@ -278,6 +371,13 @@ mod tests {
         assert_eq!(Glob::new("ab"), Glob::Exact("ab".into()));
         assert_eq!(Glob::new("ab**"), Glob::Prefix("ab".into()));
         assert!(matches!(Glob::new("a?"), Glob::General(_)));
+        let strip = |p: &str, pre: &str| Glob::new(p).strip_prefix(pre);
+        assert_eq!(strip("ab/c", "ab/"), Some(Glob::Exact("c".into())));
+        assert_eq!(strip("ab/*", "ab/"), Some(Glob::Any));
+        assert_eq!(strip("ab/*", "a"), Some(Glob::Prefix("b/".into())));
+        assert_eq!(strip("ab/?*", "ab/"), Some(Glob::new("?*")));
+        assert_eq!(strip("ab/?", "ab/c"), None);
+        assert_eq!(strip("*", ""), None);
     }
 
     proptest! {
@@ -288,8 +388,19 @@ mod tests {
             let expected = naive(&pc, &tc);
             let g = Glob::new(&p);
             prop_assert_eq!(g.is_match(&t), expected);
-            let k = t.char_indices().map(|(i, _)| i).chain([t.len()]).nth(split).unwrap_or(t.len());
-            prop_assert_eq!(g.is_match_split(&t[..k], &t[k..]), expected);
+            let bounds: Vec<usize> = t.char_indices().map(|(i, _)| i).chain([t.len()]).collect();
+            let j = bounds.get(split / 2).copied().unwrap_or(t.len());
+            let k = bounds.get(split).copied().unwrap_or(t.len()).max(j);
+            prop_assert_eq!(g.is_match_parts(&t[..j], &t[j..k], &t[k..]), expected);
+        }
+
+        #[test]
+        fn strip_prefix_agrees(p in "[ab*?/é]{0,8}", pre in "[ab/é]{0,3}", t in "[ab/é]{0,8}") {
+            let g = Glob::new(&p);
+            if let Some(q) = g.strip_prefix(&pre) {
+                prop_assert_eq!(q.is_match(&t), g.is_match(&format!("{pre}{t}")));
+                prop_assert_eq!(&q, &Glob::new(p.strip_prefix(pre.as_str()).unwrap_or("x")));
+            }
         }
     }
 }

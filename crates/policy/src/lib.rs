@@ -48,7 +48,9 @@ mod template;
 
 pub use action::Action;
 pub use compile::{CompiledPolicy, Decision, ResourceKind, compile, resource_arn};
-pub use context::{CertificateInfo, ConnectAttributes, ConnectionContext, ThingInfo};
+pub use context::{
+    CertificateInfo, CertificateInfoBuilder, ConnectAttributes, ConnectionContext, ThingInfo,
+};
 pub use document::{DEFAULT_MAX_CHARS, PolicyDocument, Warning};
 pub use error::PolicyError;
 

@@ -268,19 +268,17 @@ fn plus_client_id_does_not_widen_subscriptions() {
 
 fn cert_ctx() -> ConnectionContext {
     let mut c = ctx("client-1");
-    let mut cert = CertificateInfo::default();
-    cert.subject
-        .insert("CommonName".into(), vec!["device-42".into()]);
-    cert.subject
-        .insert("Country".into(), vec!["US".into(), "DE".into()]);
-    cert.subject
-        .insert("Organization".into(), vec!["Acme, Inc".into()]);
-    cert.issuer
-        .insert("CommonName".into(), vec!["Acme Root".into()]);
-    cert.subject_alt_names
-        .insert("DNSName".into(), vec!["device-42.example.com".into()]);
-    cert.serial_number = Some("123456789".into());
-    c.certificate = Some(cert);
+    c.certificate = Some(
+        CertificateInfo::builder()
+            .subject("CommonName", "device-42")
+            .subject("Country", "US")
+            .subject("Country", "DE")
+            .subject("Organization", "Acme, Inc")
+            .issuer("CommonName", "Acme Root")
+            .subject_alt_name("DNSName", "device-42.example.com")
+            .serial_number("123456789")
+            .build(),
+    );
     c
 }
 
@@ -711,6 +709,107 @@ proptest! {
         prop_assert_eq!(compiled.evaluate(Subscribe, &resource_arn(&c, ResourceKind::Topic, &name)), I);
         let impossible = if deny { A } else { D };
         prop_assert_ne!(by_arn, impossible);
+    }
+}
+
+/// The meaning of a set of documents, straight from the statements, as an oracle.
+fn naive(docs: &[PolicyDocument], c: &ConnectionContext, action: Action, arn: &str) -> Decision {
+    let resolve = |n: &str| crate::context::substitution(c, n);
+    let mut allowed = false;
+    for st in docs.iter().flat_map(|d| d.statements.iter()) {
+        if !st.action_set().contains(action) || !st.conditions.iter().all(|x| x.evaluate(c)) {
+            continue;
+        }
+        let hit = st
+            .resources
+            .iter()
+            .filter_map(|r| r.to_glob(&resolve))
+            .any(|g| g.is_match(arn));
+        if hit != st.not_resource {
+            if st.effect == crate::document::Effect::Deny {
+                return D;
+            }
+            allowed = true;
+        }
+    }
+    if allowed { A } else { I }
+}
+
+/// Resource patterns for [`compiled_agrees_with_statements`]: `{}` is replaced by a short
+/// wildcard pattern.
+const RESOURCES: &[&str] = &[
+    "*",
+    "{ARN}:topic/{}",
+    "{ARN}:topicfilter/{}",
+    "{ARN}:client/{}",
+    "{ARN}:*{}",
+    "{ARN}:topic/${iot:ClientId}/{}",
+    "{ARN}:topic/${iot:Connection.Thing.ThingName}/{}",
+    "arn:aws:iot:*:123456789012:topic/{}",
+    "arn:aws:iot:us-east-?:123456789012:*{}",
+    "arn:aws:iot:us-east-1:123456789012:t*{}",
+    "arn:aws:iot:eu-west-1:123456789012:topic/{}",
+];
+
+proptest! {
+    /// Compiling (pattern splitting, merging of statements, deny first) does not change any
+    /// decision.
+    #[test]
+    fn compiled_agrees_with_statements(
+        statements in prop::collection::vec(
+            (any::<bool>(), 1u8..16, any::<bool>(), any::<bool>(),
+             prop::collection::vec((0..RESOURCES.len(), "[ab*?/]{0,4}"), 0..3)),
+            1..5),
+        names in prop::collection::vec("[ab/:?*]{0,5}", 1..4),
+    ) {
+        let actions = [Connect, Publish, Subscribe, Receive];
+        let mut list = Vec::new();
+        for (deny, mask, not_action, not_resource, resources) in &statements {
+            let effect = if *deny { "Deny" } else { "Allow" };
+            let acts: Vec<String> = actions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, a)| format!("{:?}", a.name()))
+                .collect();
+            let res: Vec<String> = resources
+                .iter()
+                .map(|(i, p)| format!("{:?}", RESOURCES[*i].replace("{ARN}", ARN).replace("{}", p)))
+                .collect();
+            let res = if res.is_empty() { r#""*""#.to_owned() } else { format!("[{}]", res.join(",")) };
+            list.push(format!(
+                r#"{{"Effect":"{effect}","{}":[{}],"{}":{res}}}"#,
+                if *not_action { "NotAction" } else { "Action" },
+                acts.join(","),
+                if *not_resource { "NotResource" } else { "Resource" },
+            ));
+        }
+        let doc = format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, list.join(","));
+        let Ok(parsed) = PolicyDocument::parse(&doc) else {
+            return Ok(());
+        };
+        let docs = [parsed];
+        let c = with_thing(ctx("a"), "b");
+        let compiled = compile(&docs, &c);
+        for name in &names {
+            for kind in [ResourceKind::Client, ResourceKind::Topic, ResourceKind::TopicFilter] {
+                let arn = resource_arn(&c, kind, name);
+                for a in actions {
+                    let expected = naive(&docs, &c, a, &arn);
+                    prop_assert_eq!(compiled.evaluate(a, &arn), expected, "{} {}", a, arn);
+                    prop_assert_eq!(compiled.evaluate_resource(a, kind, name), expected);
+                }
+            }
+            for arn in [
+                format!("arn:aws:iot:eu-west-1:123456789012:topic/{name}"),
+                format!("arn:aws:iot:us-east-1:123456789012{name}"),
+                name.clone(),
+            ] {
+                for a in actions {
+                    prop_assert_eq!(compiled.evaluate(a, &arn), naive(&docs, &c, a, &arn), "{} {}", a, arn);
+                }
+            }
+        }
     }
 }
 
