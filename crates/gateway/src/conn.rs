@@ -2,16 +2,16 @@
 //!
 //! One task owns the TLS transport and the protocol state, and never blocks on the socket: it reads and writes
 //! only when the socket is ready. While more than `WRITE_HIGH_WATER` encrypted bytes wait for a client, the task
-//! stops reading from it and stops taking its deliveries, so a client that does not read fills its delivery queue
-//! and is disconnected by the router. Application messages arrive from the router on a bounded channel, control
-//! messages (takeover, kick) on an unbounded one, registry changes through a watch channel.
+//! stops reading from it and stops taking its deliveries. So a client that does not read blocks no one: its
+//! delivery queue fills (QoS 0 messages are then dropped, a QoS 1 message gets it disconnected by the router), and
+//! as its packets are not read either, keep-alive ends it. Application messages arrive from the router on a
+//! bounded channel, control messages (takeover, kick) on an unbounded one, registry changes through a watch channel.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-
 use mqtt_proto::server::{ConnectRequest, SubscribeRequest};
 use mqtt_proto::{
     Close, CloseCause, Event, Message, ProtocolVersion, QoS, ReasonCode, ServerConnection, Session,

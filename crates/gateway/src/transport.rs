@@ -22,6 +22,8 @@ use crate::tls::{ALPN_MQTT_CA, TlsConfigs};
 
 /// Bytes read from the socket at once: a whole TLS record (16 KiB of plaintext plus its overhead).
 const READ_SIZE: usize = 17 * 1024;
+/// Bytes written from the front of the send buffer after which they are dropped from it.
+const COMPACT_AFTER: usize = 64 * 1024;
 /// First guess for an encoded handshake record; rustls says how much it needs when that is too small.
 const ENCODE_GUESS: usize = 2048;
 
@@ -170,7 +172,15 @@ impl Transport {
             match self.tcp.try_write(&self.outgoing[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A client that keeps up only just would otherwise never let the buffer empty, and what it
+                    // took would pile up in front.
+                    if self.sent >= COMPACT_AFTER {
+                        self.outgoing.drain(..self.sent);
+                        self.sent = 0;
+                    }
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }
