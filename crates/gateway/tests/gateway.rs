@@ -49,6 +49,54 @@ async fn pubsub_qos0_and_qos1_across_protocol_versions() {
 }
 
 #[tokio::test]
+async fn large_messages_and_bursts_cross_tls_records_intact_on_tls12_and_tls13() {
+    let f = Fixture::new().await;
+    let d = f.device(ACCT).await;
+    f.allow_all(ACCT, &d).await;
+    let client = async |version, client_id: &str| {
+        let stream = connect_tls_raw(
+            f.addr,
+            &f.root,
+            d.cert.der(),
+            &d.key_pem,
+            version,
+            Some("localhost"),
+        )
+        .await
+        .unwrap();
+        let mut c = Client::new(stream, V5);
+        let ack = c.connect(client_id, true).await;
+        assert_eq!(ack.reason, ReasonCode::Success, "{ack:?}");
+        c
+    };
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut sub = client(version, "big-sub").await;
+        sub.subscribe("big/#", QoS::AtMostOnce).await;
+        let mut publ = client(version, "big-pub").await;
+        // The largest payload AWS allows spans eight full TLS records each way.
+        let largest: Vec<u8> = (0..128 * 1024).map(|i| (i % 251) as u8).collect();
+        let ack = publ
+            .publish("big/one", &largest, QoS::AtLeastOnce, false)
+            .await;
+        assert_eq!(ack.unwrap().reason, ReasonCode::Success);
+        // Many messages at once: records that hold several packets, and packets split across records.
+        let burst: Vec<Vec<u8>> = (0..40u8)
+            .map(|i| vec![i; 20_000 + usize::from(i)])
+            .collect();
+        for m in &burst {
+            publ.publish("big/burst", m, QoS::AtMostOnce, false).await;
+        }
+        publ.ping().await;
+        assert_eq!(&sub.expect_publish().await.payload[..], &largest[..]);
+        for m in &burst {
+            assert_eq!(&sub.expect_publish().await.payload[..], &m[..]);
+        }
+        publ.disconnect().await;
+        sub.disconnect().await;
+    }
+}
+
+#[tokio::test]
 async fn unknown_and_inactive_certificates_are_refused_after_connect() {
     let f = Fixture::new().await;
     let unknown = f.unregistered_device();
