@@ -769,7 +769,7 @@ impl Conn {
             }
         }
         let exclusive_thing = if st.authz_key.exclusive_thing {
-            st.authz_key.thing.as_ref().map(|t| t.name.as_str())
+            st.authz_key.thing.as_ref().map(|t| &*t.name)
         } else {
             None
         };

@@ -4,7 +4,7 @@
 //! [`store::GatewaySnapshot`]. The watcher in `lib.rs` replaces it whenever the store's change counter moves;
 //! connections hold no reference into it across a change, they re-resolve against the new one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use policy::{PolicyDocument, ThingInfo};
@@ -332,13 +332,13 @@ impl Registry {
             .filter_map(|n| self.policies.get(&k3(account, region, n)).cloned())
             .collect();
         let thing_info = thing.map(|t| ThingInfo {
-            name: t.name.clone(),
-            type_name: t.thing_type.clone(),
+            name: t.name.as_str().into(),
+            type_name: t.thing_type.as_deref().map(Into::into),
             attributes: t
                 .attributes
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<BTreeMap<_, _>>(),
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
             is_attached: true,
         });
         Authz {

@@ -333,7 +333,7 @@ mod tests {
         c.thing = Some(ThingInfo {
             name: "dev-1".into(),
             type_name: None,
-            attributes: [("floor".to_owned(), "3".to_owned())].into(),
+            attributes: [("floor", "3")].into_iter().collect(),
             is_attached: true,
         });
         c.certificate = Some(

@@ -2,7 +2,6 @@
 //! against it.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Everything the policy engine may know about one connection. Built by the gateway at
@@ -277,13 +276,46 @@ impl CertificateInfoBuilder {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThingInfo {
     /// Thing name.
-    pub name: String,
+    pub name: Box<str>,
     /// Thing type, if any.
-    pub type_name: Option<String>,
+    pub type_name: Option<Box<str>>,
     /// Thing attributes.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: ThingAttributes,
     /// Whether the thing is attached to the connecting principal.
     pub is_attached: bool,
+}
+
+/// A thing's attributes, sorted by name: built once per connection and only looked up, so a boxed slice (no
+/// capacity slack, one allocation for the pairs) rather than a map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThingAttributes(Box<[(Box<str>, Box<str>)]>);
+
+impl ThingAttributes {
+    /// The value of attribute `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok()?;
+        self.0.get(i).map(|(_, v)| &**v)
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for ThingAttributes {
+    /// A later value for the same name replaces an earlier one, as in a map.
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut pairs: Vec<(Box<str>, Box<str>)> = iter
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stable: of equal names, the last one given comes last.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            if unique.last().is_some_and(|last| last.0 == pair.0) {
+                unique.pop();
+            }
+            unique.push(pair);
+        }
+        ThingAttributes(unique.into_boxed_slice())
+    }
 }
 
 /// MQTT connect attributes visible through `iot:ConnectAttributes`.
@@ -406,7 +438,7 @@ pub(crate) fn resolve_key(ctx: &ConnectionContext, name: &str) -> KeyValue {
         let attr = name.get(ATTRS.len()..name.len() - 1).unwrap_or_default();
         return attached_thing
             .and_then(|t| t.attributes.get(attr))
-            .map_or(KeyValue::Missing, |v| one(v));
+            .map_or(KeyValue::Missing, one);
     }
     for (prefix, issuer) in [
         ("iot:certificate.subject.", false),
@@ -522,7 +554,7 @@ mod tests {
         c.thing = Some(ThingInfo {
             name: "thing-1".into(),
             type_name: Some("Meter".into()),
-            attributes: [("floor".to_owned(), "3".to_owned())].into(),
+            attributes: [("floor", "3")].into_iter().collect(),
             is_attached: true,
         });
         c.connect_attributes.persistent_connect = true;

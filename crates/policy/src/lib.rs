@@ -49,7 +49,8 @@ mod template;
 pub use action::Action;
 pub use compile::{CompiledPolicy, Decision, ResourceKind, compile, resource_arn};
 pub use context::{
-    CertificateInfo, CertificateInfoBuilder, ConnectAttributes, ConnectionContext, ThingInfo,
+    CertificateInfo, CertificateInfoBuilder, ConnectAttributes, ConnectionContext, ThingAttributes,
+    ThingInfo,
 };
 pub use document::{DEFAULT_MAX_CHARS, PolicyDocument, Warning};
 pub use error::PolicyError;

@@ -1,8 +1,6 @@
 //! End-to-end tests: documents from AWS's docs and the spec, parsed, compiled for a
 //! connection and evaluated. Each table goes through one `check*` helper.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use crate::{
@@ -25,7 +23,7 @@ fn with_thing(mut c: ConnectionContext, name: &str) -> ConnectionContext {
     c.thing = Some(ThingInfo {
         name: name.into(),
         type_name: Some("Meter".into()),
-        attributes: BTreeMap::from([("site".to_owned(), "berlin".to_owned())]),
+        attributes: [("site", "berlin")].into_iter().collect(),
         is_attached: true,
     });
     c

@@ -3,8 +3,6 @@
 //! the standard library. Run with `--nocapture` for the figures.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use policy::{CertificateInfo, ConnectionContext, PolicyDocument, ThingInfo, compile};
 
 #[global_allocator]
@@ -35,11 +33,9 @@ fn context() -> ConnectionContext {
     c.thing = Some(ThingInfo {
         name: "sensor-0042".into(),
         type_name: Some("TempSensor".into()),
-        attributes: BTreeMap::from([
-            ("site".to_owned(), "berlin".to_owned()),
-            ("floor".to_owned(), "3".to_owned()),
-            ("model".to_owned(), "TS-200".to_owned()),
-        ]),
+        attributes: [("site", "berlin"), ("floor", "3"), ("model", "TS-200")]
+            .into_iter()
+            .collect(),
         is_attached: true,
     });
     c.certificate = Some(certificate());
@@ -89,14 +85,14 @@ fn heap_per_connection() {
         ("bench policy", b1, n1, size_of_val(&p1), 256, 8),
         ("thing policy", b2, n2, size_of_val(&p2), 640, 16),
         ("certificate", cb, cn, size_of_val(&cert), 200, 2),
-        ("thing", tb, tn, size_of_val(&thing), 700, 12),
+        ("thing", tb, tn, size_of_val(&thing), 200, 10),
         (
             "context",
             ctx_bytes,
             ctx_blocks,
             size_of_val(&ctx2),
-            1000,
-            20,
+            400,
+            16,
         ),
     ] {
         println!("{what}: {bytes} B in {blocks} blocks (+{inline} inline)");
