@@ -570,6 +570,18 @@ mod tests {
     }
 
     #[test]
+    fn thing_attributes_are_looked_up_by_exact_name_and_the_last_value_wins() {
+        let a: ThingAttributes = [("site", "berlin"), ("floor", "3"), ("site", "paris")]
+            .into_iter()
+            .collect();
+        assert_eq!(a.get("site"), Some("paris"));
+        assert_eq!(a.get("floor"), Some("3"));
+        assert_eq!(a.get("Floor"), None);
+        assert_eq!(a.get("model"), None);
+        assert_eq!(ThingAttributes::default().get("site"), None);
+    }
+
+    #[test]
     fn keys() {
         check("iot:ClientId", one("dev-1"));
         check("IOT:CLIENTID", one("dev-1"));
