@@ -847,9 +847,7 @@ impl Conn {
 /// one copy of it (in its `AuthzKey`).
 fn compile(authz: &mut Authz, ctx: &mut ConnectionContext) -> CompiledPolicy {
     ctx.thing = authz.key.thing.take();
-    let docs: Vec<policy::PolicyDocument> =
-        authz.policies.iter().map(|p| p.document.clone()).collect();
-    let compiled = policy::compile(&docs, ctx);
+    let compiled = policy::compile(authz.policies.iter().map(|p| &p.document), ctx);
     authz.key.thing = ctx.thing.take();
     compiled
 }

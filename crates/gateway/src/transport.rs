@@ -203,10 +203,10 @@ impl Transport {
     }
 
     async fn write_all(&mut self) -> io::Result<()> {
-        while self.unsent() > 0 {
-            self.tcp.writable().await?;
-            self.try_send()?;
-        }
+        let unsent = self.outgoing.get(self.sent..).unwrap_or_default();
+        write_all(&self.tcp, unsent).await?;
+        self.outgoing = Vec::new();
+        self.sent = 0;
         Ok(())
     }
 

@@ -172,11 +172,14 @@ fn scoped(glob: Glob, base: &str) -> Pattern {
 /// with a variable that cannot be substituted are dropped (they can never match); a statement
 /// with `Resource` left without patterns is dropped, one with `NotResource` left without
 /// patterns applies to every resource.
-pub fn compile(policies: &[PolicyDocument], ctx: &ConnectionContext) -> CompiledPolicy {
+pub fn compile<'a>(
+    policies: impl IntoIterator<Item = &'a PolicyDocument>,
+    ctx: &ConnectionContext,
+) -> CompiledPolicy {
     let base = arn_base(ctx);
     let resolve = |name: &str| substitution(ctx, name);
     let mut pending = Vec::new();
-    for st in policies.iter().flat_map(|p| p.statements.iter()) {
+    for st in policies.into_iter().flat_map(|p| p.statements.iter()) {
         let actions = st.action_set();
         if actions.is_empty() || !st.conditions.iter().all(|c| c.evaluate(ctx)) {
             continue;
