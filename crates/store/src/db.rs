@@ -216,3 +216,21 @@ pub(crate) async fn count_in(
         .fetch_one(&mut **tx)
         .await?)
 }
+
+/// Deletes the rows of `table` in `scope` whose `column` equals `value`, inside a transaction.
+pub(crate) async fn delete_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &str,
+    column: &str,
+    scope: &crate::Scope,
+    value: &str,
+) -> Result<()> {
+    let sql = format!("DELETE FROM {table} WHERE account_id = ? AND region = ? AND {column} = ?");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&scope.account_id)
+        .bind(&scope.region)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

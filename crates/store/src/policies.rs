@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{list_page, name_key, name_row};
+use crate::db::{delete_in, list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, new_id, now_ms};
 
 const MAX_POLICY_VERSIONS: i64 = 5;
@@ -237,17 +237,8 @@ impl Store {
                 versions - 1
             )));
         }
-        for sql in [
-            "DELETE FROM policy_versions WHERE account_id = ? AND region = ? AND policy_name = ?",
-            "DELETE FROM policies WHERE account_id = ? AND region = ? AND name = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&scope.account_id)
-                .bind(&scope.region)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
+        delete_in(&mut tx, "policy_versions", "policy_name", scope, name).await?;
+        delete_in(&mut tx, "policies", "name", scope, name).await?;
         tx.commit().await?;
         Ok(())
     }

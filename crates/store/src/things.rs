@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::db::{count_in, list_page, name_key, name_row};
+use crate::db::{count_in, delete_in, list_page, name_key, name_row};
 use crate::{Page, PageRequest, Result, Scope, Store, StoreError, check_version, new_id, now_ms};
 
 /// Attribute limits from AWS's quotas.
@@ -406,17 +406,8 @@ impl Store {
                 "Cannot delete thing {name}: it has {principals} attached principal(s); detach them first"
             )));
         }
-        for sql in [
-            "DELETE FROM thing_group_members WHERE account_id = ? AND region = ? AND thing_name = ?",
-            "DELETE FROM things WHERE account_id = ? AND region = ? AND name = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&scope.account_id)
-                .bind(&scope.region)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
+        delete_in(&mut tx, "thing_group_members", "thing_name", scope, name).await?;
+        delete_in(&mut tx, "things", "name", scope, name).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -802,17 +793,8 @@ impl Store {
                 "Cannot delete thing group {name} while it still has child groups"
             )));
         }
-        for sql in [
-            "DELETE FROM thing_group_members WHERE account_id = ? AND region = ? AND group_name = ?",
-            "DELETE FROM thing_groups WHERE account_id = ? AND region = ? AND name = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&scope.account_id)
-                .bind(&scope.region)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
+        delete_in(&mut tx, "thing_group_members", "group_name", scope, name).await?;
+        delete_in(&mut tx, "thing_groups", "name", scope, name).await?;
         sqlx::query(
             "DELETE FROM policy_targets WHERE account_id = ? AND region = ? AND target = ?",
         )
